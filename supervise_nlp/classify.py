@@ -1,0 +1,145 @@
+"""Where a segment is labelled, and a note gets its change share and label.
+
+The segment model is a plain scikit-learn ``Pipeline`` (featurizer, tf-idf weighting, logistic
+regression), so a researcher can inspect it, swap a step, or fit it on their own corpus.
+``NoteLabeller`` joins it to the segmenter and applies the codebook's note-level rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from .features import SegmentFeaturizer
+from .segment import Segment, get_nlp, segments_of
+
+LABELS = ("procedural", "change_focused", "neutral")
+NOTE_LABELS = ("procedural", "change_focused", "unclassified")
+
+
+def build_pipeline(C: float = 4.0, class_weight: str | None = "balanced", **featurizer_params: Any) -> Pipeline:
+    """The default segment classifier, untrained."""
+    return Pipeline(
+        [
+            ("features", SegmentFeaturizer(**featurizer_params)),
+            ("tfidf", TfidfTransformer(sublinear_tf=True)),
+            ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=3000)),
+        ]
+    )
+
+
+def change_share(counts: dict[str, int]) -> float | None:
+    """The codebook's change share; undefined (None) with no procedural or change-focused segment."""
+    denom = counts["procedural"] + counts["change_focused"]
+    return counts["change_focused"] / denom if denom else None
+
+
+def note_label(share: float | None) -> str:
+    if share is None:
+        return "unclassified"
+    return "change_focused" if share > 0.5 else "procedural"
+
+
+class NoteLabeller:
+    """Labels whole notes: segment, featurise and predict in batches, one pipeline per process."""
+
+    def __init__(self, model: Pipeline, batch_size: int = 256):
+        self.model = model
+        self.batch_size = batch_size
+        self.classes_ = [str(c) for c in model.classes_]
+        self._order = [self.classes_.index(lab) for lab in LABELS]
+        # a pipeline that starts with our featurizer reads spans; any other (a researcher's
+        # text pipeline, a baseline) gets the segment text
+        self._takes_spans = isinstance(model.steps[0][1], SegmentFeaturizer) if hasattr(model, "steps") else False
+
+    def segment_probabilities(self, segments: Sequence[Segment | str]) -> np.ndarray:
+        """Probabilities in ``LABELS`` order, one row per segment."""
+        if not len(segments):
+            return np.zeros((0, len(LABELS)))
+        if not self._takes_spans:
+            segments = [s if isinstance(s, str) else s.text for s in segments]
+        return self.model.predict_proba(segments)[:, self._order]
+
+    def label_texts(self, texts: Iterable[str]) -> Iterator[dict[str, Any]]:
+        """For each text: counts, change share, label and segments (the output contract's fields)."""
+        nlp = get_nlp()
+        batch: list[list[Segment]] = []
+        for doc in nlp.pipe(texts, batch_size=self.batch_size):
+            batch.append(segments_of(doc))
+            if len(batch) >= self.batch_size:
+                yield from self._label_batch(batch)
+                batch = []
+        if batch:
+            yield from self._label_batch(batch)
+
+    def _label_batch(self, batch: list[list[Segment]]) -> Iterator[dict[str, Any]]:
+        flat = [s for segs in batch for s in segs]
+        proba = self.segment_probabilities(flat)
+        best = proba.argmax(axis=1)
+        rounded = np.round(proba, 4).tolist()
+        i = 0
+        for segs in batch:
+            counts = {"procedural": 0, "change_focused": 0, "neutral": 0}
+            out_segs = []
+            for seg in segs:
+                label = LABELS[best[i]]
+                counts[label] += 1
+                out_segs.append({
+                    "start": seg.start,
+                    "end": seg.end,
+                    "label": label,
+                    "p": dict(zip(LABELS, rounded[i])),
+                })
+                i += 1
+            share = change_share(counts)
+            yield {
+                "label": note_label(share),
+                "change_share": None if share is None else round(share, 4),
+                "counts": counts,
+                "segments": out_segs,
+            }
+
+
+def output_record(note: Any, labelled: dict[str, Any], keep_text: bool = False) -> dict[str, Any]:
+    """The output contract: every input field (text only with ``keep_text``) plus the labels."""
+    out = dict(note.fields)
+    if keep_text:
+        out["text"] = note.text
+    out.update(labelled)
+    return out
+
+
+def classify_stream(items: Iterable[Any], labeller: NoteLabeller, keep_text: bool = False,
+                    batch_size: int = 256) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+    """Label a stream of notes and rejects, in input order: (note, output) or (reject, None).
+
+    Notes are labelled a batch at a time; rejects wait in the batch so order is kept.
+    """
+    from .read import Note
+
+    pending: list[Any] = []
+
+    def flush() -> Iterator[tuple[Any, dict[str, Any] | None]]:
+        notes = [x for x in pending if isinstance(x, Note)]
+        results = iter(labeller.label_texts(n.text for n in notes))
+        for x in pending:
+            if isinstance(x, Note):
+                yield x, output_record(x, next(results), keep_text)
+            else:
+                yield x, None
+        pending.clear()
+
+    count = 0
+    for item in items:
+        pending.append(item)
+        count += isinstance(item, Note)
+        if count >= batch_size:
+            yield from flush()
+            count = 0
+    if pending:
+        yield from flush()

@@ -1,0 +1,295 @@
+"""The ``supervise-nlp`` command: parses arguments and calls the library, nothing more.
+
+Heavy libraries (spaCy, scikit-learn) are imported inside the commands, so ``--help`` answers
+at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+
+FIELD_NAMES = ("text", "id", "team", "worker", "type", "date")
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def input_options(f: Callable) -> Callable:
+    """Options shared by every command that reads notes."""
+    opts = [
+        click.option("--encoding", default="auto", show_default=True,
+                     help="Input encoding; 'auto' reads UTF-8 and detects Windows-1252 exports."),
+        click.option("--input-format", type=click.Choice(["auto", "jsonl", "csv", "txt"]), default="auto",
+                     show_default=True, help="Input format; 'auto' goes by file extension."),
+        click.option("--max-chars", type=int, default=2_000_000, show_default=True,
+                     help="Reject notes longer than this (characters)."),
+        click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
+                     help="Where rejected records go (JSON Lines: file, line, reason). "
+                          "Default: beside the output, or ./rejects.jsonl."),
+        click.option("--rejects-keep-raw", is_flag=True, help="Copy the raw record into the rejects file."),
+        click.option("--strict", is_flag=True, help="Exit with status 1 if any record is rejected."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress or summary on standard error."),
+    ]
+    for name in reversed(FIELD_NAMES):
+        opts.append(click.option(f"--{name}-field", f"{name}_field", default=name, show_default=True,
+                                 help=f"Input field or CSV column holding the note's {name}."))
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _read_options(kw: dict[str, Any]):
+    from .read import ReadOptions
+
+    return ReadOptions(
+        field_map={name: kw[f"{name}_field"] for name in FIELD_NAMES},
+        encoding=kw["encoding"],
+        input_format=kw["input_format"],
+        max_chars=kw["max_chars"],
+        keep_raw=kw["rejects_keep_raw"],
+    )
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Known failures become one clear line and a non-zero exit, never a traceback."""
+    from .read import InputError
+
+    try:
+        yield
+    except InputError as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        raise click.ClickException(f"{where}{e.strerror or e}") from None
+    except KeyboardInterrupt:
+        _err("interrupted: output written so far is complete up to the last finished batch")
+        sys.exit(130)
+    except Exception as e:  # the model layer's own error type, imported lazily
+        if type(e).__name__ == "ModelError":
+            raise click.ClickException(str(e)) from None
+        raise
+
+
+def _load_labeller(model_path: str | None):
+    from .classify import NoteLabeller
+    from .modelio import load_model
+
+    return NoteLabeller(load_model(model_path))
+
+
+class Tally:
+    """Per-file counts of read, labelled and rejected records; they must reconcile."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, dict[str, int]] = {}
+
+    def add(self, source: str, labelled: bool) -> None:
+        c = self.files.setdefault(source, {"read": 0, "labelled": 0, "rejected": 0})
+        c["read"] += 1
+        c["labelled" if labelled else "rejected"] += 1
+
+    @property
+    def total(self) -> dict[str, int]:
+        keys = ("read", "labelled", "rejected")
+        return {k: sum(c[k] for c in self.files.values()) for k in keys}
+
+    def summary(self) -> str:
+        lines = [f"  {src}: read {c['read']}, labelled {c['labelled']}, rejected {c['rejected']}"
+                 for src, c in self.files.items()]
+        t = self.total
+        assert t["read"] == t["labelled"] + t["rejected"]
+        lines.append(f"total: read {t['read']} = labelled {t['labelled']} + rejected {t['rejected']}")
+        return "\n".join(lines)
+
+
+@contextmanager
+def progress_bar(quiet: bool, description: str):
+    """A live count on standard error for long runs; nothing when piped or quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), "[progress.description]{task.description}", MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as p:
+        task = p.add_task(description, total=None)
+        yield lambda n=1: p.advance(task, n)
+
+
+def default_rejects_path(output: str | None) -> Path:
+    if output and output != "-":
+        out = Path(output)
+        return out.with_name(out.name.removesuffix(".jsonl") + ".rejects.jsonl")
+    return Path("rejects.jsonl")
+
+
+class RejectsWriter:
+    """Opens the rejects file only when the first reject arrives."""
+
+    def __init__(self, path: Path, keep_raw: bool) -> None:
+        self.path, self.keep_raw, self.fh, self.count = path, keep_raw, None, 0
+
+    def write(self, reject) -> None:
+        if self.fh is None:
+            self.fh = open(self.path, "w", encoding="utf-8")
+        self.fh.write(json.dumps(reject.to_dict(self.keep_raw), ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self.fh:
+            self.fh.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="supervise-nlp")
+def main() -> None:
+    """Label social-work recording as procedural or change-focused, and report the balance.
+
+    \b
+    classify   label every segment of every note (JSON Lines out)
+    report     balance per team / worker / type / month, with intervals and culture analysis
+    explain    one note, each sentence marked, and why
+    train      train a model on a labelled corpus and write its card
+    evaluate   score models against labelled notes
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", default="-", show_default=True, help="Output JSON Lines file ('-' for stdout).")
+@click.option("--model", "model_path", type=click.Path(), help="Model directory (default: the shipped model).")
+@click.option("--keep-text", is_flag=True, help="Copy each note's text into the output.")
+@input_options
+def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_text: bool, **kw: Any) -> None:
+    """Label every segment of every note in INPUTS (.jsonl, .csv, .txt, folders, '-')."""
+    with friendly_errors():
+        from .classify import classify_stream
+        from .read import Reject, read_records
+
+        opts = _read_options(kw)
+        notice = None if kw["quiet"] else _err
+        items = read_records(inputs, opts, notice=notice)
+        first = next(items, None)  # surfaces a bad path before any output file is created
+        labeller = _load_labeller(model_path)
+        tally = Tally()
+        rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(output),
+                                kw["rejects_keep_raw"])
+        out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+        try:
+            stream = classify_stream(_prepend(first, items), labeller, keep_text)
+            with progress_bar(kw["quiet"], "labelling notes") as advance:
+                for item, result in stream:
+                    if isinstance(item, Reject):
+                        rejects.write(item)
+                        tally.add(item.source, False)
+                    else:
+                        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+                        tally.add(item.source, True)
+                        advance()
+                    if tally.total["read"] % 256 == 0:
+                        out.flush()
+        finally:
+            if out is not sys.stdout:
+                out.close()
+            else:
+                out.flush()
+            rejects.close()
+        _finish(tally, rejects, kw)
+
+
+def _prepend(first, rest):
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _finish(tally: Tally, rejects: RejectsWriter, kw: dict[str, Any]) -> None:
+    if not kw["quiet"]:
+        _err(tally.summary())
+        if rejects.count:
+            _err(f"{rejects.count} rejected record(s) written to {rejects.path}")
+    if kw["strict"] and rejects.count:
+        raise click.ClickException(f"--strict: {rejects.count} record(s) rejected (see {rejects.path})")
+
+
+@main.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write the model and its card to.")
+@click.option("--cv-group", default="authority", show_default=True,
+              help="Field to group cross-validation by (leave one group out); 'none' to skip.")
+@click.option("--test", "test_paths", multiple=True, help="Held-out labelled notes scored by the final model.")
+@click.option("--check", "check_paths", multiple=True,
+              help="Extra labelled sets (e.g. differently written notes) scored and reported on the card.")
+@click.option("--no-baseline", is_flag=True, help="Skip the TF-IDF baseline comparison.")
+@click.option("-q", "--quiet", is_flag=True)
+def train(corpus: tuple[str, ...], output_dir: str, cv_group: str, test_paths: tuple[str, ...],
+          check_paths: tuple[str, ...], no_baseline: bool, quiet: bool) -> None:
+    """Train a segment classifier on labelled CORPUS files and write it with its model card."""
+    with friendly_errors():
+        from .modelio import save_model
+        from .render import card_markdown
+        from .train import train_model
+
+        progress = None if quiet else _err
+        model, card = train_model(corpus, test=test_paths, checks=check_paths,
+                                  cv_group=None if cv_group.lower() == "none" else cv_group,
+                                  baseline=not no_baseline, progress=progress)
+        card["command"] = "supervise-nlp train " + " ".join(
+            [*corpus, "-o", output_dir]
+            + [f"--test {t}" for t in test_paths] + [f"--check {c}" for c in check_paths]
+            + ([f"--cv-group {cv_group}"] if cv_group != "authority" else []))
+        save_model(model, output_dir, card, card_markdown(card))
+        if not quiet:
+            cv = card.get("cross_validation")
+            if cv:
+                _err(f"cross-validated by {cv['group']} ({cv['folds']} folds): macro-F1 {cv['macro_f1']:.3f}, "
+                     f"kappa {cv['kappa']:.3f}, team balance MAE {cv['team_balance_mae']:.3f}")
+            if "test" in card:
+                t = card["test"]
+                _err(f"held-out test: macro-F1 {t['macro_f1']:.3f}, kappa {t['kappa']:.3f}, "
+                     f"team balance MAE {t['team_balance_mae']:.3f}")
+            _err(f"model and card written to {output_dir}")
+
+
+@main.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("--model", "model_paths", multiple=True, type=click.Path(),
+              help="Model directory; repeat to compare models (default: the shipped model).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-o", "--output", default="-", show_default=True)
+def evaluate(corpus: tuple[str, ...], model_paths: tuple[str, ...], fmt: str, output: str) -> None:
+    """Score models against labelled CORPUS notes (segments aligned by character overlap)."""
+    with friendly_errors():
+        from .evaluate import evaluate_records
+        from .read import read_corpus
+        from .render import evaluation_table
+
+        records = read_corpus(corpus)
+        results = {}
+        for path in model_paths or (None,):
+            results[path or "default"] = evaluate_records(_load_labeller(path), records)
+        if fmt == "json":
+            text = json.dumps(results if len(results) > 1 else next(iter(results.values())), indent=2) + "\n"
+        else:
+            text = evaluation_table(results)
+        _write_text(text, output)
+
+
+def _write_text(text: str, output: str) -> None:
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")

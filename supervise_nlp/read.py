@@ -1,0 +1,387 @@
+"""Where a note is read: JSON Lines, CSV, plain text, folders of text, standard input.
+
+Every input record comes out of :func:`read_records` exactly once, either as a :class:`Note`
+(ready to label) or as a :class:`Reject` (with the file, line and a reason), in input order.
+Nothing is dropped silently, so a run's counts always reconcile.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+# Fields with a meaning to the tool; anything else is carried through untouched.
+STANDARD_FIELDS = ("id", "text", "team", "worker", "type", "date")
+DEFAULT_MAX_CHARS = 2_000_000
+FORMATS = ("auto", "jsonl", "csv", "txt")
+
+
+class InputError(Exception):
+    """An input that cannot be read at all (missing path, empty folder): a message, not a traceback."""
+
+
+@dataclass
+class Note:
+    """One readable note: its text plus every other field of the record, untouched."""
+
+    text: str
+    fields: dict[str, Any]
+    source: str
+    line: int
+
+    @property
+    def id(self) -> Any:
+        return self.fields.get("id")
+
+
+@dataclass
+class Reject:
+    """A record that could not be labelled, and why."""
+
+    source: str
+    line: int
+    reason: str
+    raw: str | None = None
+
+    def to_dict(self, keep_raw: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"file": self.source, "line": self.line, "reason": self.reason}
+        if keep_raw and self.raw is not None:
+            out["raw"] = self.raw
+        return out
+
+
+@dataclass
+class ReadOptions:
+    """How to find the note fields in the input; one object shared by every reader."""
+
+    field_map: Mapping[str, str] = field(default_factory=dict)  # standard name -> input column
+    encoding: str = "auto"
+    input_format: str = "auto"
+    max_chars: int = DEFAULT_MAX_CHARS
+    keep_raw: bool = False
+
+    def column(self, name: str) -> str:
+        return self.field_map.get(name, name)
+
+
+def corpus_text(record: Mapping[str, Any]) -> str:
+    """The text of a labelled corpus record: its segments joined as its layout says."""
+    sep = "\n" if record.get("layout") == "lines" else " "
+    return sep.join(s["text"] for s in record["segments"])
+
+
+def _is_corpus_record(record: Mapping[str, Any]) -> bool:
+    segs = record.get("segments")
+    return (
+        "text" not in record
+        and isinstance(segs, list)
+        and bool(segs)
+        and all(isinstance(s, dict) and isinstance(s.get("text"), str) for s in segs)
+    )
+
+
+def make_note(record: dict[str, Any], source: str, line: int, opts: ReadOptions) -> Note | Reject:
+    """Validate one parsed record and map its columns to the standard field names."""
+    raw = json.dumps(record, ensure_ascii=False) if opts.keep_raw else None
+    fields: dict[str, Any] = {}
+    mapped = {opts.column(k): k for k in STANDARD_FIELDS if opts.column(k) != k}
+    for key, value in record.items():
+        fields[mapped.get(key, key)] = value
+    if _is_corpus_record(fields):
+        text = corpus_text(fields)
+        fields.pop("segments")
+    elif opts.column("text") not in record:
+        have = ", ".join(sorted(map(str, record))[:12]) or "none"
+        return Reject(source, line, f"no '{opts.column('text')}' field (fields: {have})", raw)
+    else:
+        text = fields.pop("text")
+    if text is None:
+        return Reject(source, line, "text is null", raw)
+    if not isinstance(text, str):
+        return Reject(source, line, f"text is a {type(text).__name__}, not a string", raw)
+    if not text.strip():
+        return Reject(source, line, "text is empty" if not text else "text is only whitespace", raw)
+    if len(text) > opts.max_chars:
+        return Reject(
+            source,
+            line,
+            f"text is {len(text):,} characters, over the limit of {opts.max_chars:,} (--max-chars)",
+            raw,
+        )
+    return Note(text=text, fields=fields, source=source, line=line)
+
+
+# --- encodings -------------------------------------------------------------------------------
+
+
+def detect_encoding(path: Path, encoding: str) -> tuple[str, str | None]:
+    """Pick the encoding for a file; return it with a notice when it was not plain UTF-8.
+
+    Excel on Windows still writes Windows-1252; reading that as UTF-8 would garble names, so a
+    file that is not valid UTF-8 but is valid Windows-1252 is read as such and the user is told.
+    """
+    if encoding != "auto":
+        return encoding, None
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as fh:
+        try:
+            while chunk := fh.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+            return "utf-8-sig", None
+        except UnicodeDecodeError:
+            pass
+    try:
+        with open(path, encoding="cp1252") as fh:
+            while fh.read(1 << 20):
+                pass
+    except UnicodeDecodeError:
+        return "utf-8-sig", (
+            f"{path}: not valid UTF-8 nor Windows-1252; lines that cannot be decoded are rejected "
+            "(name the encoding with --encoding)"
+        )
+    return "cp1252", f"{path}: not valid UTF-8; read as Windows-1252 (set --encoding to override)"
+
+
+def _decode_lines(stream: BinaryIO, encoding: str) -> Iterator[tuple[int, str | None, bytes]]:
+    """Yield (line number, decoded text or None when undecodable, raw bytes) for each line."""
+    first = True
+    for n, raw in enumerate(stream, 1):
+        if first and encoding.lower().replace("_", "-") in ("utf-8-sig", "utf-8", "utf8"):
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        first = False
+        try:
+            yield n, raw.decode("utf-8" if encoding == "utf-8-sig" else encoding), raw
+        except UnicodeDecodeError:
+            yield n, None, raw
+
+
+# --- JSON Lines ------------------------------------------------------------------------------
+
+
+def read_jsonl(stream: BinaryIO, source: str, opts: ReadOptions, encoding: str) -> Iterator[Note | Reject]:
+    for n, line, raw in _decode_lines(stream, encoding):
+        if line is None:
+            yield Reject(source, n, f"line is not valid {encoding} text (try --encoding cp1252)",
+                         raw.decode("utf-8", "replace") if opts.keep_raw else None)
+            continue
+        if not line.strip():
+            continue  # blank lines are layout, not records
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            truncated = "" if line.rstrip().endswith("}") else " (the line looks cut short)"
+            yield Reject(source, n, f"malformed JSON: {e.msg} at column {e.colno}{truncated}",
+                         line.rstrip("\r\n") if opts.keep_raw else None)
+            continue
+        if not isinstance(record, dict):
+            yield Reject(source, n, f"a JSON {type(record).__name__}, not an object",
+                         line.rstrip("\r\n") if opts.keep_raw else None)
+            continue
+        yield make_note(record, source, n, opts)
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def read_csv(stream: io.TextIOBase, source: str, opts: ReadOptions) -> Iterator[Note | Reject]:
+    """Excel-style CSV: quoted fields may hold newlines, so records are counted by start line."""
+    try:
+        sample = stream.read(64 * 1024)
+    except UnicodeDecodeError as e:
+        yield Reject(source, 1, f"file is not valid text in this encoding ({e.reason}); try --encoding cp1252")
+        return
+    rest = stream
+    text_stream = _chain_text(sample, rest)
+    try:
+        dialect = csv.Sniffer().sniff(sample.split("\n", 1)[0] or ",", delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(text_stream, dialect)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except (csv.Error, UnicodeDecodeError) as e:
+        yield Reject(source, 1, f"unreadable CSV header: {e}")
+        return
+    header = [h.lstrip("\ufeff").strip() for h in header]
+    if opts.column("text") not in header:
+        cols = ", ".join(header[:12])
+        reason = f"CSV has no '{opts.column('text')}' column (columns: {cols}); map it with --text-field"
+    else:
+        reason = None
+    line = reader.line_num + 1
+    while True:
+        start = line
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as e:
+            yield Reject(source, start, f"bytes not valid in this encoding ({e.reason}); try --encoding cp1252")
+            return
+        except csv.Error as e:
+            yield Reject(source, start, f"malformed CSV: {e}")
+            line = reader.line_num + 1
+            continue
+        line = reader.line_num + 1
+        if not row or all(not c.strip() for c in row):
+            continue
+        raw = ",".join(row) if opts.keep_raw else None
+        if reason:
+            yield Reject(source, start, reason, raw)
+            continue
+        if len(row) > len(header):
+            yield Reject(source, start, f"row has {len(row)} fields but the header has {len(header)}", raw)
+            continue
+        record = dict(zip(header, row))
+        yield make_note(record, source, start, opts)
+
+
+def _chain_text(first: str, rest: io.TextIOBase) -> Iterator[str]:
+    """Lines of ``first`` followed by the rest of the stream, without reading it all into memory."""
+    buf = io.StringIO(first)
+    pending = ""
+    for line in buf:
+        if line.endswith(("\n", "\r")):
+            yield pending + line
+            pending = ""
+        else:
+            pending += line
+    for line in rest:
+        yield pending + line
+        pending = ""
+    if pending:
+        yield pending
+
+
+# --- plain text ------------------------------------------------------------------------------
+
+
+def read_txt(path: Path, opts: ReadOptions, encoding: str) -> Note | Reject:
+    source = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8" if encoding == "utf-8-sig" else encoding)
+    except UnicodeDecodeError as e:
+        return Reject(source, 1, f"not valid {encoding} text ({e.reason}); try --encoding cp1252")
+    text = text.removeprefix("\ufeff")
+    return make_note({"id": path.stem, "text": text}, source, 1, opts)
+
+
+# --- dispatch --------------------------------------------------------------------------------
+
+
+def guess_format(name: str, head: bytes = b"") -> str:
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if lower.endswith((".csv", ".tsv")):
+        return "csv"
+    if lower.endswith(".txt"):
+        return "txt"
+    stripped = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
+    return "jsonl" if stripped.startswith(b"{") else "txt"
+
+
+def iter_sources(inputs: Iterable[str]) -> Iterator[str]:
+    """Expand folders to their .txt files; check every path exists before any work starts."""
+    out = []
+    for item in inputs:
+        if item == "-":
+            out.append(item)
+            continue
+        p = Path(item)
+        if not p.exists():
+            raise InputError(f"{item}: no such file or folder")
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".txt" and f.is_file())
+            if not files:
+                raise InputError(f"{item}: folder has no .txt files")
+            out.extend(str(f) for f in files)
+        elif not os.access(p, os.R_OK):
+            raise InputError(f"{item}: cannot be read (permission denied)")
+        else:
+            out.append(str(p))
+    return iter(out)
+
+
+def read_source(source: str, opts: ReadOptions, notice=None) -> Iterator[Note | Reject]:
+    """Read one file (or ``-``), yielding notes and rejects in order."""
+    if source == "-":
+        data = sys.stdin.buffer.read()
+        fmt = opts.input_format if opts.input_format != "auto" else guess_format("", data[:1024])
+        enc = "utf-8-sig" if opts.encoding == "auto" else opts.encoding
+        if fmt == "txt":
+            try:
+                text = data.decode("utf-8" if enc == "utf-8-sig" else enc).removeprefix("\ufeff")
+            except UnicodeDecodeError as e:
+                yield Reject("<stdin>", 1, f"not valid {enc} text ({e.reason}); try --encoding cp1252")
+                return
+            yield make_note({"id": "stdin", "text": text}, "<stdin>", 1, opts)
+        elif fmt == "csv":
+            yield from read_csv(io.TextIOWrapper(io.BytesIO(data), encoding=enc, newline=""), "<stdin>", opts)
+        else:
+            yield from read_jsonl(io.BytesIO(data), "<stdin>", opts, enc)
+        return
+    path = Path(source)
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    fmt = opts.input_format if opts.input_format != "auto" else guess_format(path.name, head)
+    enc, message = detect_encoding(path, opts.encoding)
+    if message and notice:
+        notice(message)
+    if fmt == "txt":
+        yield read_txt(path, opts, enc)
+    elif fmt == "csv":
+        with open(path, encoding="utf-8" if enc == "utf-8-sig" else enc, newline="", errors="strict") as fh:
+            yield from read_csv(fh, source, opts)
+    else:
+        with open(path, "rb") as fh:
+            yield from read_jsonl(fh, source, opts, enc)
+
+
+def read_records(inputs: Iterable[str], opts: ReadOptions | None = None, notice=None) -> Iterator[Note | Reject]:
+    """All records of all inputs, in order. Raises :class:`InputError` before reading if a path is bad."""
+    opts = opts or ReadOptions()
+    for source in list(iter_sources(inputs)):
+        yield from read_source(source, opts, notice)
+
+
+def read_corpus(paths: Iterable[str]) -> list[dict[str, Any]]:
+    """Labelled corpus records (the codebook format), for training and evaluation."""
+    records = []
+    for source in iter_sources(paths):
+        with open(source, encoding="utf-8-sig") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{source}:{n}: malformed JSON in corpus ({e.msg})") from None
+                if not isinstance(rec, dict) or not _is_corpus_record(rec):
+                    raise InputError(f"{source}:{n}: not a labelled corpus record (needs 'segments')")
+                for k, s in enumerate(rec["segments"]):
+                    if s.get("label") not in ("procedural", "change_focused", "neutral"):
+                        raise InputError(f"{source}:{n}: segment {k} has no valid label")
+                records.append(rec)
+    return records
+
+
+def gold_spans(record: Mapping[str, Any]) -> list[tuple[int, int, str]]:
+    """(start, end, label) of each gold segment in the joined corpus text."""
+    sep = 1
+    spans, pos = [], 0
+    for s in record["segments"]:
+        spans.append((pos, pos + len(s["text"]), s["label"]))
+        pos += len(s["text"]) + sep
+    return spans
