@@ -22,7 +22,7 @@ LABELS = ("procedural", "change_focused", "neutral")
 NOTE_LABELS = ("procedural", "change_focused", "unclassified")
 
 
-def build_pipeline(C: float = 4.0, class_weight: str | None = "balanced", **featurizer_params: Any) -> Pipeline:
+def build_pipeline(C: float = 10.0, class_weight: str | None = "balanced", **featurizer_params: Any) -> Pipeline:
     """The default segment classifier, untrained."""
     return Pipeline(
         [
@@ -118,9 +118,10 @@ def classify_stream(items: Iterable[Any], labeller: NoteLabeller, keep_text: boo
                     batch_size: int = 256) -> Iterator[tuple[Any, dict[str, Any] | None]]:
     """Label a stream of notes and rejects, in input order: (note, output) or (reject, None).
 
-    Notes are labelled a batch at a time; rejects wait in the batch so order is kept.
+    Notes are labelled a batch at a time; rejects wait in the batch so order is kept. Records
+    that are already ``classify`` output pass through unchanged.
     """
-    from .read import Note
+    from .read import Labelled, Note
 
     pending: list[Any] = []
 
@@ -130,6 +131,8 @@ def classify_stream(items: Iterable[Any], labeller: NoteLabeller, keep_text: boo
         for x in pending:
             if isinstance(x, Note):
                 yield x, output_record(x, next(results), keep_text)
+            elif isinstance(x, Labelled):
+                yield x, x.fields
             else:
                 yield x, None
         pending.clear()
@@ -143,3 +146,23 @@ def classify_stream(items: Iterable[Any], labeller: NoteLabeller, keep_text: boo
             count = 0
     if pending:
         yield from flush()
+
+
+def labelled_notes(results: Iterable[tuple[Any, dict[str, Any] | None]], text_of: dict[int, str] | None = None,
+                   examples: bool = False) -> Iterator[tuple[dict[str, Any], dict[str, int], list]]:
+    """(fields, counts, example sentences) for each labelled output, for the report.
+
+    Example sentences are only gathered when asked for, and only where the note text is at hand.
+    """
+    for item, out in results:
+        if out is None:
+            continue
+        ex: list[tuple[str, str, float]] = []
+        if examples:
+            text = getattr(item, "text", None) or out.get("text")
+            if isinstance(text, str):
+                for s in out.get("segments", []):
+                    lab = s.get("label")
+                    p = (s.get("p") or {}).get(lab, 0.0)
+                    ex.append((text[s["start"]:s["end"]], lab, p))
+        yield out, out["counts"], ex

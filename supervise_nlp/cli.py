@@ -93,11 +93,18 @@ class Tally:
 
     def __init__(self) -> None:
         self.files: dict[str, dict[str, int]] = {}
+        self.ids: set[str] = set()
+        self.duplicates: dict[str, int] = {}
 
-    def add(self, source: str, labelled: bool) -> None:
+    def add(self, source: str, labelled: bool, note_id: Any = None) -> None:
         c = self.files.setdefault(source, {"read": 0, "labelled": 0, "rejected": 0})
         c["read"] += 1
         c["labelled" if labelled else "rejected"] += 1
+        if note_id is not None:
+            key = str(note_id)
+            if key in self.ids:
+                self.duplicates[key] = self.duplicates.get(key, 1) + 1
+            self.ids.add(key)
 
     @property
     def total(self) -> dict[str, int]:
@@ -110,6 +117,10 @@ class Tally:
         t = self.total
         assert t["read"] == t["labelled"] + t["rejected"]
         lines.append(f"total: read {t['read']} = labelled {t['labelled']} + rejected {t['rejected']}")
+        if self.duplicates:
+            shown = ", ".join(repr(k) for k in list(self.duplicates)[:5])
+            lines.append(f"{len(self.duplicates)} duplicate id(s), every record kept: {shown}"
+                         + (" ..." if len(self.duplicates) > 5 else ""))
         return "\n".join(lines)
 
 
@@ -196,7 +207,7 @@ def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_
                         tally.add(item.source, False)
                     else:
                         out.write(json.dumps(result, ensure_ascii=False) + "\n")
-                        tally.add(item.source, True)
+                        tally.add(item.source, True, result.get("id"))
                         advance()
                     if tally.total["read"] % 256 == 0:
                         out.flush()
@@ -288,8 +299,186 @@ def evaluate(corpus: tuple[str, ...], model_paths: tuple[str, ...], fmt: str, ou
         _write_text(text, output)
 
 
-def _write_text(text: str, output: str) -> None:
+def _write_text(text: str, output: str, colour: bool | None = None) -> None:
     if output == "-":
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=colour)
     else:
         Path(output).write_text(text, encoding="utf-8")
+
+
+def _where(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for v in values:
+        if "=" not in v:
+            raise click.BadParameter(f"{v!r}: use KEY=VALUE", param_hint="--where")
+        k, val = v.split("=", 1)
+        out.append((k.strip(), val.strip()))
+    return out
+
+
+def _pseudonym_keys(enabled: bool, teams_too: bool, key_file: str | None, output: str) -> dict[str, bytes] | None:
+    """The pseudonym key: the user's file, or one created beside the output (kept for next time)."""
+    if not enabled:
+        return None
+    import secrets
+
+    path = Path(key_file) if key_file else (
+        Path(output).with_name("supervise-nlp.key") if output != "-" else Path("supervise-nlp.key"))
+    if path.exists():
+        key = path.read_bytes().strip()
+    else:
+        key = secrets.token_hex(32).encode()
+        path.write_bytes(key + b"\n")
+        path.chmod(0o600)
+        _err(f"pseudonym key created in {path}: keep it private, and reuse it for codes that match across reports")
+    keys = {"worker": key}
+    if teams_too:
+        keys["team"] = key
+    return keys
+
+
+class LazyLabeller:
+    """Loads the model only if some input still needs labelling (classify output does not)."""
+
+    def __init__(self, model_path: str | None) -> None:
+        self.model_path, self._labeller = model_path, None
+
+    def label_texts(self, texts):
+        texts = list(texts)
+        if not texts:
+            return iter(())
+        if self._labeller is None:
+            self._labeller = _load_labeller(self.model_path)
+        return self._labeller.label_texts(texts)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--by", "by", multiple=True, help="Field to group by (repeatable); 'month' and 'quarter' come "
+              "from the date. Default: team.")
+@click.option("--where", "where", multiple=True, help="Keep only notes with KEY=VALUE (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
+              show_default=True)
+@click.option("-o", "--output", default="-", show_default=True)
+@click.option("--model", "model_path", type=click.Path(), help="Model for raw notes (default: the shipped model).")
+@click.option("--min-notes", type=int, default=5, show_default=True,
+              help="Groups with fewer notes are not shown on their own.")
+@click.option("--pseudonymise", is_flag=True, help="Replace worker names with stable keyed codes.")
+@click.option("--pseudonymise-teams", is_flag=True, help="With --pseudonymise, replace team names too.")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Pseudonym key file (created if missing).")
+@click.option("--include-examples", type=int, default=0, show_default=True,
+              help="Show the N most clearly procedural and change-focused sentences per group (note text!).")
+@click.option("--milestone", type=click.DateTime(["%Y-%m-%d"]), help="Compare balance before and after this date.")
+@click.option("--dayfirst", is_flag=True, help="Read dd/mm/yyyy dates (otherwise only YYYY-MM-DD is read).")
+@click.option("--no-culture", is_flag=True, help="Skip the culture analysis (variance, mirroring, trend).")
+@click.option("--bootstrap", "n_boot", type=int, default=2000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", type=int, default=20260301, show_default=True)
+@input_options
+def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
+           model_path: str | None, min_notes: int, pseudonymise: bool, pseudonymise_teams: bool,
+           key_file: str | None, include_examples: int, milestone, dayfirst: bool, no_culture: bool,
+           n_boot: int, seed: int, **kw: Any) -> None:
+    """Balance per team (or any --by) from raw notes or from classify output."""
+    with friendly_errors():
+        from .aggregate import build_report, build_table
+        from .classify import classify_stream, labelled_notes
+        from .modelio import load_card
+        from .read import read_records
+        from .render import report_csv, report_html, report_table
+
+        opts = _read_options(kw)
+        conditions = _where(where)
+        by = by or ("team",)
+        keys = _pseudonym_keys(pseudonymise, pseudonymise_teams, key_file, output)
+        items = read_records(inputs, opts, notice=None if kw["quiet"] else _err)
+        tally = Tally()
+        rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(
+            None if output == "-" else str(Path(output).with_suffix(".jsonl"))), kw["rejects_keep_raw"])
+
+        def counted():
+            with progress_bar(kw["quiet"], "labelling notes") as advance:
+                for item, out in classify_stream(items, LazyLabeller(model_path), keep_text=False):
+                    tally.add(item.source, out is not None, out.get("id") if out else None)
+                    if out is None:
+                        rejects.write(item)
+                    else:
+                        advance()
+                    yield item, out
+
+        try:
+            table = build_table(labelled_notes(counted(), examples=include_examples > 0), by, conditions,
+                                dayfirst=dayfirst, pseudonymise=keys)
+        finally:
+            rejects.close()
+        if not len(table):
+            raise click.ClickException("no labelled notes to report on" + (" after --where" if where else ""))
+        rep = build_report(table, by, {"records": tally.total["read"], "labelled": tally.total["labelled"],
+                                       "rejected": tally.total["rejected"]},
+                           min_notes=min_notes, n_boot=n_boot, n_perm=n_boot, seed=seed,
+                           milestone=milestone.date() if milestone else None,
+                           include_examples=include_examples, culture=not no_culture)
+        if fmt == "json":
+            text = json.dumps(rep, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+        elif fmt == "csv":
+            text = report_csv(rep)
+        elif fmt == "html":
+            text = report_html(rep, load_card(model_path))
+        else:
+            text = report_table(rep)
+        _write_text(text, output)
+        _finish(tally, rejects, kw)
+
+
+def _jsonable(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+@main.command()
+@click.argument("source", required=False, default="-")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("-o", "--output", default="-", show_default=True, help="Write here instead of standard output.")
+@click.option("--model", "model_path", type=click.Path(), help="Model directory (default: the shipped model).")
+@click.option("--top", type=int, default=5, show_default=True, help="How many reasons to show per segment.")
+@click.option("--color/--no-color", "colour", default=None, help="Colour (default: when writing to a terminal).")
+def explain(source: str, fmt: str, output: str, model_path: str | None, top: int, colour: bool | None) -> None:
+    """Show one note with each sentence marked procedural / change-focused / neutral, and why.
+
+    SOURCE is the note itself, a file holding it, or '-' (the default) for standard input.
+    Nothing is written anywhere except where -o says.
+    """
+    with friendly_errors():
+        text = _note_text(source)
+        from .explain import explain_text
+
+        ex = explain_text(text, _load_labeller(model_path), top=top)
+        use_colour = fmt == "text" and (colour if colour is not None else (output == "-" and sys.stdout.isatty()))
+        if fmt == "json":
+            out = json.dumps(ex, indent=2, ensure_ascii=False) + "\n"
+        elif fmt == "html":
+            from .render import explain_html
+
+            out = explain_html(ex)
+        else:  # text
+            from .render import explain_terminal
+
+            out = explain_terminal(ex, use_colour)
+        _write_text(out, output, colour=use_colour)
+
+
+def _note_text(source: str) -> str:
+    if source == "-":
+        data = sys.stdin.buffer.read()
+        text = data.decode("utf-8-sig", errors="replace")
+    elif Path(source).is_file():
+        text = Path(source).read_bytes().decode("utf-8-sig", errors="replace")
+    else:
+        text = source
+    if not text.strip():
+        raise click.ClickException("the note is empty")
+    return text

@@ -11,7 +11,9 @@ segmented note, or plain strings) and returns a sparse count matrix of hashed fe
   "we did not have time to talk about her goals" is procedural;
 - clause role: words after "although"/"despite" (subordinate) and after "but"/"taken up with"
   (main) are marked, because a mixed sentence takes the label of its main clause;
-- shape: length, a heading's colon, a bullet, a date, quoted speech, the first word.
+- shape: length, a heading's colon, a bullet, a date, quoted speech, the first word;
+- context: the words of the segments just before and after in the same note, because a
+  sentence inside a reflective paragraph or under "Actions:" tends to share its neighbours' aim.
 
 Everything is computed with array operations per batch, and the expensive per-word work
 (hashing, n-grams) is cached per word type, so features cost a fraction of tokenisation.
@@ -34,7 +36,7 @@ from spacy.tokens import Doc, Span
 from .segment import Segment, get_nlp
 
 _M1, _M2 = 0x9E3779B1, 0x85EBCA6B
-SALTS = {"neg": 1, "sub": 2, "main": 3, "first": 4, "bigram": 5}
+SALTS = {"neg": 1, "sub": 2, "main": 3, "first": 4, "bigram": 5, "prev": 6, "next": 7}
 BULLETS = {"-", "*", "•", "–", "—", "·", ">", "->", "o"}
 QUOTES = {'"', "“", "”", "'"}
 LEN_BUCKETS = (1, 2, 4, 7, 12, 20, 35)
@@ -74,6 +76,7 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
         concepts: bool = True,
         negation: bool = True,
         shape: bool = True,
+        context: bool = True,
     ):
         self.n_features = n_features
         self.char_ngrams = char_ngrams
@@ -81,6 +84,7 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
         self.concepts = concepts
         self.negation = negation
         self.shape = shape
+        self.context = context
 
     # -- fitted state is only the pattern data, kept in the model so a model is self-contained --
     def fit(self, X: Sequence[Any], y: Any = None) -> SegmentFeaturizer:
@@ -96,6 +100,8 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_rt")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # a model saved before a feature family existed keeps behaving as it was trained
+        state.setdefault("context", False)
         self.__dict__.update(state)
 
     # -- caches --------------------------------------------------------------------------------
@@ -296,7 +302,27 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
                 if names:
                     src.append(("concept", np.array(c_names, dtype=object)))
 
-        # 4. segment shape
+        # 4. neighbouring segments in the same note
+        if self.context and len(bounds) > 1:
+            nrows = len(bounds)
+            next_of = np.full(nrows, -1)
+            prev_of = np.full(nrows, -1)
+            for rows in rows_by_doc.values():
+                ordered = sorted(rows)
+                for (_, e1, r1), (s2, _, r2) in zip(ordered, ordered[1:]):
+                    if e1 <= s2:
+                        next_of[r1], prev_of[r2] = r2, r1
+            for target, salt in ((next_of, "prev"), (prev_of, "next")):
+                # tokens of row q become "previous sentence" features of the row after q, and vice versa
+                dest = target[trow]
+                pos = np.nonzero(dest >= 0)[0]
+                if len(pos):
+                    parts_r.append(dest[pos])
+                    parts_c.append(_mix(traw[pos], SALTS[salt], n))
+                    if names:
+                        src.append((salt, pos))
+
+        # 5. segment shape
         if self.shape:
             nrows = len(bounds)
             count = np.bincount(trow, minlength=nrows)
@@ -382,6 +408,10 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
                 labels.extend(f"in a subordinate clause: {words[i]}" for i in ref)
             elif kind == "main":
                 labels.extend(f"in the main clause: {words[i]}" for i in ref)
+            elif kind == "prev":
+                labels.extend(f"previous sentence: {words[i]}" for i in ref)
+            elif kind == "next":
+                labels.extend(f"next sentence: {words[i]}" for i in ref)
             else:
                 labels.extend(ref.tolist())
         for r, c, label in zip(rows.tolist(), cols.tolist(), labels):

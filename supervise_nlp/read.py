@@ -43,6 +43,29 @@ class Note:
 
 
 @dataclass
+class Labelled:
+    """A record that is already the output of ``classify``: reported as is, never labelled again."""
+
+    fields: dict[str, Any]
+    source: str
+    line: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.fields["counts"]
+
+
+def _is_classified(record: Mapping[str, Any]) -> bool:
+    counts = record.get("counts")
+    return (
+        isinstance(counts, dict)
+        and all(isinstance(counts.get(k), int) for k in ("procedural", "change_focused", "neutral"))
+        and isinstance(record.get("segments"), list)
+        and record.get("label") in ("procedural", "change_focused", "unclassified")
+    )
+
+
+@dataclass
 class Reject:
     """A record that could not be labelled, and why."""
 
@@ -88,13 +111,15 @@ def _is_corpus_record(record: Mapping[str, Any]) -> bool:
     )
 
 
-def make_note(record: dict[str, Any], source: str, line: int, opts: ReadOptions) -> Note | Reject:
+def make_note(record: dict[str, Any], source: str, line: int, opts: ReadOptions) -> Note | Labelled | Reject:
     """Validate one parsed record and map its columns to the standard field names."""
     raw = json.dumps(record, ensure_ascii=False) if opts.keep_raw else None
     fields: dict[str, Any] = {}
     mapped = {opts.column(k): k for k in STANDARD_FIELDS if opts.column(k) != k}
     for key, value in record.items():
         fields[mapped.get(key, key)] = value
+    if _is_classified(fields):
+        return Labelled(fields, source, line)
     if _is_corpus_record(fields):
         text = corpus_text(fields)
         fields.pop("segments")
@@ -167,7 +192,7 @@ def _decode_lines(stream: BinaryIO, encoding: str) -> Iterator[tuple[int, str | 
 # --- JSON Lines ------------------------------------------------------------------------------
 
 
-def read_jsonl(stream: BinaryIO, source: str, opts: ReadOptions, encoding: str) -> Iterator[Note | Reject]:
+def read_jsonl(stream: BinaryIO, source: str, opts: ReadOptions, encoding: str) -> Iterator[Note | Labelled | Reject]:
     for n, line, raw in _decode_lines(stream, encoding):
         if line is None:
             yield Reject(source, n, f"line is not valid {encoding} text (try --encoding cp1252)",

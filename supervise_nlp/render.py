@@ -157,3 +157,346 @@ def _score_block(s: dict[str, Any]) -> list[str]:
     for lab, row in zip(LABELS, s["confusion"]["matrix"]):
         out.append(f"| {lab} | " + " | ".join(map(str, row)) + " |")
     return out
+
+
+# --- the team report ---------------------------------------------------------------------------
+
+
+def _key(k: dict[str, str]) -> str:
+    return " / ".join(k.values())
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def _ci(ci: Any) -> str:
+    return "n/a" if not ci or ci[0] is None else f"{ci[0]:.2f}–{ci[1]:.2f}"
+
+
+def report_table(rep: dict[str, Any]) -> str:
+    """The report in a terminal, within 100 columns."""
+    from rich.table import Table
+
+    buf = io.StringIO()
+    con = _console(buf)
+    inp = rep["input"]
+    con.print(f"Balance of change-focused to procedural recording, by {' and '.join(rep['by'])}")
+    con.print(f"Input: {inp['records']} records, {inp['labelled']} labelled, {inp['rejected']} rejected. "
+              "Balance = change-focused / (change-focused + procedural) segments; 95% bootstrap interval over notes.")
+    t = Table(show_lines=False)
+    t.add_column(" / ".join(rep["by"]), overflow="fold", max_width=36)
+    for col in ("notes", "proc.", "change", "neutral", "balance", "95% CI", "CF notes"):
+        t.add_column(col, justify="right")
+    rows = rep["groups"] + ([{"key": {"": "overall"}, **rep["overall"]}] if rep["overall"] else [])
+    for i, g in enumerate(rows):
+        t.add_row(_key(g["key"]), str(g["notes"]), str(g["procedural"]), str(g["change_focused"]), str(g["neutral"]),
+                  _f(g["balance"], 2), _ci(g["balance_ci"]), _pct(g["change_focused_notes"]),
+                  end_section=i == len(rows) - 2)
+    con.print(t)
+    for line in report_findings(rep):
+        con.print("• " + line)
+    return buf.getvalue()
+
+
+def report_findings(rep: dict[str, Any]) -> list[str]:
+    """The report's findings in plain words (the same sentences appear in every format)."""
+    out = []
+    held = rep["held_back"]
+    if held["groups"]:
+        out.append(f"{held['groups']} group(s) with fewer than {rep['min_notes']} notes ({held['notes']} notes) "
+                   "are not shown on their own; they are in the overall figure.")
+    comp = rep.get("comparison", {}).get("overall")
+    if comp and comp.get("p_value") is not None:
+        sig = [p for p in rep["comparison"]["pairwise"] if p["significant"]]
+        verdict = "differ more than chance would explain" if comp["p_value"] < 0.05 else \
+            "do not differ more than chance would explain"
+        out.append(f"The {comp['groups']} groups shown {verdict} (permutation test on notes, p = "
+                   f"{comp['p_value']:.3g}); {len(sig)} of {len(rep['comparison']['pairwise'])} pairs differ after "
+                   "Holm adjustment.")
+    cul = rep.get("culture") or {}
+    var = cul.get("variance") or {}
+    if var.get("method"):
+        s = var["share_of_variance"]
+        out.append(f"Of the variation in notes' change share, {s['team']:.0%} lies between teams, "
+                   f"{s['worker_within_team']:.0%} between workers within a team, and {s['within_worker']:.0%} "
+                   f"between notes of the same worker (mixed model, {var['notes']} notes).")
+    flagged = [w for w in cul.get("outlier_workers", []) if w.get("outlier") or w.get("pair_differs")]
+    for w in flagged[:8]:
+        if w.get("outlier"):
+            out.append(f"Worker {w['worker']} ({w['team']}) records {'more' if w['difference'] > 0 else 'less'} "
+                       f"change-focused work than the rest of the team: {w['balance']:.2f} against "
+                       f"{w['rest_of_team_balance']:.2f} (Holm p = {w['p_holm']:.3g}).")
+        else:
+            out.append(f"The two workers of {w['team']} differ ({w['worker']} {w['balance']:.2f}, "
+                       f"{w['other_worker']} {w['rest_of_team_balance']:.2f}; Holm p = {w['p_holm']:.3g}); "
+                       "with two workers the data cannot say which of them is unusual.")
+    if len(flagged) > 8:
+        out.append(f"{len(flagged) - 8} more worker difference(s) in the JSON output (culture.outlier_workers).")
+    mir = cul.get("mirroring") or {}
+    if "pearson_r" in mir:
+        out.append(f"Supervision mirrors visits: across {len(mir['teams'])} teams the balance of supervision "
+                   f"records and of visit notes correlate at r = {mir['pearson_r']:.2f}"
+                   + (f" (95% CI {_ci(mir.get('pearson_r_ci'))})" if mir.get("pearson_r_ci") else "")
+                   + f"; mean gap {mir['mean_absolute_gap']:.2f}.")
+    ms = (cul.get("trend") or {}).get("milestone")
+    if ms and ms["change"] is not None:
+        out.append(f"Since {ms['date']} the balance moved from {ms['before']['balance']:.2f} to "
+                   f"{ms['after']['balance']:.2f}: a change of {ms['change']:+.2f} (95% CI {_ci(ms['change_ci'])}).")
+    for k, v in (rep.get("data_quality") or {}).items():
+        out.append(f"Data: {v} {k}.")
+    return out
+
+
+def report_csv(rep: dict[str, Any]) -> str:
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    by = rep["by"]
+    w.writerow([*by, "notes", "procedural", "change_focused", "neutral", "balance", "balance_ci_low",
+                "balance_ci_high", "change_focused_notes"])
+    rows = rep["groups"] + ([{"key": {k: "overall" for k in by}, **rep["overall"]}] if rep["overall"] else [])
+    for g in rows:
+        lo, hi = g["balance_ci"]
+        w.writerow([*(g["key"].get(k, "") for k in by), g["notes"], g["procedural"], g["change_focused"],
+                    g["neutral"], g["balance"], lo, hi, g["change_focused_notes"]])
+    return buf.getvalue()
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    import re
+
+    text = buf.getvalue()
+    # drop matplotlib's RDF block (a timestamp and namespace URIs): reports stay reproducible
+    return re.sub(r"<metadata>.*?</metadata>", "", text[text.find("<svg"):], flags=re.S)
+
+
+def _charts(rep: dict[str, Any]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 10, "font.family": "sans-serif"})
+    charts = {}
+    groups = [g for g in rep["groups"] if g["balance"] is not None]
+    if groups:
+        h = max(2.0, 0.32 * len(groups) + 1)
+        fig, ax = plt.subplots(figsize=(8, h))
+        ys = range(len(groups))
+        bal = [g["balance"] for g in groups]
+        lo = [g["balance"] - (g["balance_ci"][0] if g["balance_ci"][0] is not None else g["balance"]) for g in groups]
+        hi = [(g["balance_ci"][1] if g["balance_ci"][1] is not None else g["balance"]) - g["balance"] for g in groups]
+        ax.errorbar(bal, ys, xerr=[lo, hi], fmt="o", color="#1f5f8b", ecolor="#7fa7c4", capsize=3)
+        if rep["overall"] and rep["overall"]["balance"] is not None:
+            ax.axvline(rep["overall"]["balance"], color="#888", ls="--", lw=1, label="overall")
+            ax.legend(loc="lower right", frameon=False)
+        ax.axvline(0.5, color="#ccc", lw=0.8)
+        ax.set_yticks(list(ys), [_key(g["key"]) for g in groups])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("balance: change-focused share of procedural + change-focused sentences (95% CI)")
+        ax.spines[["top", "right"]].set_visible(False)
+        charts["balance"] = _svg(fig)
+    mir = (rep.get("culture") or {}).get("mirroring") or {}
+    if mir.get("teams"):
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        s = [t["supervision"]["balance"] for t in mir["teams"]]
+        v = [t["visit"]["balance"] for t in mir["teams"]]
+        ax.plot([0, 1], [0, 1], color="#ccc", lw=1)
+        ax.scatter(v, s, color="#1f5f8b")
+        for t, x, y in zip(mir["teams"], v, s):
+            ax.annotate(t["team"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("balance of visit notes")
+        ax.set_ylabel("balance of supervision records")
+        ax.spines[["top", "right"]].set_visible(False)
+        charts["mirroring"] = _svg(fig)
+    months = ((rep.get("culture") or {}).get("trend") or {}).get("by_month") or []
+    months = [m for m in months if m["balance"] is not None]
+    if len(months) >= 2:
+        fig, ax = plt.subplots(figsize=(8, 3))
+        x = list(range(len(months)))
+        ax.plot(x, [m["balance"] for m in months], marker="o", color="#1f5f8b")
+        ax.fill_between(x, [m["balance_ci"][0] for m in months], [m["balance_ci"][1] for m in months],
+                        color="#1f5f8b", alpha=0.15, lw=0)
+        step = max(1, len(months) // 12)
+        ax.set_xticks(x[::step], [m["month"] for m in months][::step], rotation=45, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("balance")
+        ms = rep["culture"]["trend"].get("milestone")
+        if ms:
+            pos = [i for i, m in enumerate(months) if m["month"] >= ms["date"][:7]]
+            if pos:
+                ax.axvline(pos[0] - 0.5, color="#c0392b", ls="--", lw=1)
+                ax.annotate(f"milestone {ms['date']}", (pos[0] - 0.4, 0.93), color="#c0392b", fontsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+        charts["trend"] = _svg(fig)
+    return charts
+
+
+HTML_STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+color:#222;line-height:1.45}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+.headline{font-size:1.15rem;background:#f3f7fa;padding:1rem;border-left:4px solid #1f5f8b}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}td,th{padding:.25rem .6rem;border-bottom:1px solid #eee}
+td.n,th.n{text-align:right}.muted{color:#666;font-size:.9rem}svg{max-width:100%;height:auto}
+"""
+
+
+def report_html(rep: dict[str, Any], card: dict[str, Any] | None = None) -> str:
+    """One self-contained page for a head of service: no scripts, no network, charts inline."""
+    from html import escape
+
+    charts = _charts(rep)
+    ov = rep["overall"] or {}
+    groups = [g for g in rep["groups"] if g["balance"] is not None]
+    by = " and ".join(rep["by"])
+    head = f"Across {ov.get('notes', 0)} notes, {_pct(ov.get('balance'))} of the sentences that were either " \
+           f"procedural or change-focused were change-focused (95% CI {_ci(ov.get('balance_ci'))})."
+    if len(groups) >= 2:
+        head += f" By {by}, the balance ran from {groups[0]['balance']:.2f} ({escape(_key(groups[0]['key']))}) " \
+                f"to {groups[-1]['balance']:.2f} ({escape(_key(groups[-1]['key']))})."
+    rows = "".join(
+        f"<tr><td>{escape(_key(g['key']))}</td><td class=n>{g['notes']}</td><td class=n>{g['procedural']}</td>"
+        f"<td class=n>{g['change_focused']}</td><td class=n>{g['neutral']}</td><td class=n>{_f(g['balance'], 2)}</td>"
+        f"<td class=n>{_ci(g['balance_ci'])}</td><td class=n>{_pct(g['change_focused_notes'])}</td></tr>"
+        for g in rep["groups"])
+    if ov:
+        rows += (f"<tr><th>overall</th><th class=n>{ov['notes']}</th><th class=n>{ov['procedural']}</th>"
+                 f"<th class=n>{ov['change_focused']}</th><th class=n>{ov['neutral']}</th>"
+                 f"<th class=n>{_f(ov['balance'], 2)}</th><th class=n>{_ci(ov['balance_ci'])}</th>"
+                 f"<th class=n>{_pct(ov['change_focused_notes'])}</th></tr>")
+    findings = "".join(f"<li>{escape(x)}</li>" for x in report_findings(rep))
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        "<meta name=viewport content='width=device-width,initial-scale=1'>",
+        f"<title>Recording balance by {escape(by)}</title><style>{HTML_STYLE}</style></head><body>",
+        f"<h1>Procedural and change-focused recording, by {escape(by)}</h1>",
+        f"<p class=headline>{head}</p>",
+        f"<p class=muted>Input: {rep['input']['records']} records; {rep['input']['labelled']} labelled, "
+        f"{rep['input']['rejected']} rejected.</p>",
+        "<h2>Balance by group</h2>", charts.get("balance", ""),
+        "<table><tr><th>group</th><th class=n>notes</th><th class=n>procedural</th><th class=n>change-focused</th>"
+        "<th class=n>neutral</th><th class=n>balance</th><th class=n>95% CI</th><th class=n>change-focused notes"
+        f"</th></tr>{rows}</table>",
+        f"<h2>What the figures say</h2><ul>{findings}</ul>",
+    ]
+    if "mirroring" in charts:
+        parts += ["<h2>Does supervision mirror visits?</h2>",
+                  "<p>Each point is a team: how change-focused its supervision records are against how "
+                  "change-focused its visit notes are. Points near the diagonal mean supervision and practice "
+                  "with families look alike.</p>", charts["mirroring"]]
+    if "trend" in charts:
+        parts += ["<h2>Balance by month</h2>", charts["trend"]]
+    examples = [g for g in rep["groups"] if g.get("examples")]
+    if examples:
+        parts.append("<h2>Example sentences (shown because the report was asked to include them)</h2>")
+        for g in examples:
+            items = "".join(f"<li><b>{escape(lab.replace('_', '-'))}</b> ({e['p']:.2f}): {escape(e['text'])}</li>"
+                            for lab, es in g["examples"].items() for e in es)
+            parts.append(f"<h3>{escape(_key(g['key']))}</h3><ul>{items}</ul>")
+    parts.append(_methods_html(rep, card or {}))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _methods_html(rep: dict[str, Any], card: dict[str, Any]) -> str:
+    from html import escape
+
+    acc = ""
+    if card.get("cross_validation"):
+        cv = card["cross_validation"]
+        acc = (f"Tested on organisations it had not seen (leave one authority out), the model's sentence labels "
+               f"reached macro-F1 {cv['macro_f1']:.2f} (Cohen's kappa {cv['kappa']:.2f}), and team balances were "
+               f"within {cv['team_balance_mae']:.3f} of the true balance on average.")
+        if card.get("test"):
+            t = card["test"]
+            acc += (f" On the held-out test authority: macro-F1 {t['macro_f1']:.2f}, team balance error "
+                    f"{t['team_balance_mae']:.3f}.")
+    m = rep["method"]
+    return (
+        "<h2>Methods and caveats</h2>"
+        "<p>Every sentence (or line of a form) is labelled by a statistical model, following the project's "
+        "codebook: <b>procedural</b> when it serves the organisation's or statutory system's needs (tasks, "
+        "forms, meetings, timescales, compliance checks); <b>change-focused</b> when it is about change in the "
+        "person's or family's life or the reflective, relational work behind it (their goals and motivation, "
+        "strengths, progress, direct work, community connections, reflective supervision); <b>neutral</b> "
+        "otherwise (who was present, headings, plain observation). A group's <b>balance</b> is its change-"
+        "focused sentences as a share of its procedural plus change-focused sentences.</p>"
+        f"<p>{escape(acc)}</p>"
+        f"<p>Intervals are {escape(m['interval'])} ({m['bootstrap_resamples']} resamples, seed {m['seed']}), "
+        "because sentences in one note are not independent. Group differences are tested by permuting notes "
+        "between groups; pairwise differences use Holm-adjusted p-values. The split of variation between "
+        "teams, workers and notes comes from a linear mixed model. Groups with fewer than "
+        f"{rep['min_notes']} notes are not shown on their own.</p>"
+        "<p>Caveats: the model reads recording, not practice; a procedural note may sit beside good direct work "
+        "recorded elsewhere. It was trained on a synthetic sample corpus, so figures on real notes carry more "
+        "error than the test scores suggest; compare teams within one organisation and one period rather than "
+        "reading a single figure in isolation.</p>"
+    )
+
+
+# --- one explained note ------------------------------------------------------------------------
+
+MARK = {"procedural": "P", "change_focused": "C", "neutral": "N"}
+STYLE = {"procedural": "bold red", "change_focused": "bold green", "neutral": "dim"}
+HTML_COLOUR = {"procedural": "#fde2e1", "change_focused": "#ddf3e4", "neutral": "#f2f2f2"}
+
+
+def explain_terminal(ex: dict[str, Any], colour: bool) -> str:
+    """The note back, a segment per line, marked; colour in a terminal, plain markers when piped."""
+    from rich.console import Console
+    from rich.text import Text
+
+    buf = io.StringIO()
+    con = Console(file=buf, width=WIDTH, force_terminal=colour, color_system="standard" if colour else None,
+                  highlight=False, emoji=False)
+    for s in ex["segments"]:
+        p = s["p"][s["label"]]
+        line = Text(f"[{MARK[s['label']]} {p:.2f}] ", style=STYLE[s["label"]] if colour else "")
+        line.append(s["text"].replace("\n", " "), style=STYLE[s["label"]] if colour and s["label"] != "neutral" else "")
+        con.print(line)
+        if s["because"]:
+            con.print(Text("        because: " + ", ".join(b["feature"] for b in s["because"]),
+                           style="italic" if colour else ""))
+        if s.get("a_change_focused_account_would_record"):
+            con.print(Text("        a change-focused account would record: "
+                           + s["a_change_focused_account_would_record"], style="cyan" if colour else ""))
+    con.print(Text("P = procedural, C = change-focused, N = neutral (probability in brackets). " + ex["summary"],
+                   style="bold" if colour else ""))
+    return buf.getvalue()
+
+
+def explain_html(ex: dict[str, Any]) -> str:
+    """A small self-contained page with the highlighted note."""
+    from html import escape
+
+    items = []
+    for s in ex["segments"]:
+        why = ", ".join(escape(b["feature"]) for b in s["because"])
+        tip = f"{s['label'].replace('_', '-')} {s['p'][s['label']]:.2f}" + (f" because: {why}" if why else "")
+        guide = s.get("a_change_focused_account_would_record")
+        items.append(
+            f"<div class=seg style='background:{HTML_COLOUR[s['label']]}' title='{escape(tip, quote=True)}'>"
+            f"<span class=tag>{MARK[s['label']]} {s['p'][s['label']]:.2f}</span> {escape(s['text'])}"
+            + (f"<div class=why>because: {why}</div>" if why else "")
+            + (f"<div class=guide>A change-focused account would record: {escape(guide)}</div>" if guide else "")
+            + "</div>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#222}"
+             ".seg{padding:.4rem .6rem;margin:.25rem 0;border-radius:4px}.tag{font-family:monospace;font-weight:bold}"
+             ".why{font-size:.8rem;color:#555}.guide{font-size:.85rem;color:#1f5f8b}.sum{margin-top:1rem;"
+             "font-weight:bold}.key span{padding:0 .4rem;margin-right:.5rem}")
+    key = "".join(f"<span style='background:{HTML_COLOUR[lab]}'>{MARK[lab]} = {lab.replace('_', '-')}</span>"
+                  for lab in LABELS)
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>Explained note</title>"
+            f"<style>{style}</style></head><body><h1>Explained note</h1><p class=key>{key}</p>"
+            + "".join(items) + f"<p class=sum>{escape(ex['summary'])}</p>"
+            "<p>This describes how the note is written, sentence by sentence, using the project's codebook; "
+            "it is not a judgement of the practice behind it.</p></body></html>")

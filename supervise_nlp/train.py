@@ -25,22 +25,34 @@ from sklearn.pipeline import Pipeline
 
 from .classify import LABELS, NoteLabeller, build_pipeline
 from .evaluate import evaluate_records, score_outputs
-from .read import corpus_text, iter_sources, read_corpus
+from .features import SegmentFeaturizer
+from .read import corpus_text, gold_spans, iter_sources, read_corpus
+from .segment import get_nlp
 
 
-def training_examples(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    texts, labels = [], []
+def training_examples(records: Sequence[dict[str, Any]], as_spans: bool = True) -> tuple[list[Any], list[str]]:
+    """Gold segments with their labels: spans inside their note (so context features see the
+    neighbours, as at prediction time), or plain strings for text-only pipelines."""
+    nlp = get_nlp()
+    examples, labels = [], []
     for rec in records:
-        for seg in rec["segments"]:
-            texts.append(seg["text"])
-            labels.append(seg["label"])
-    return texts, labels
+        gold = gold_spans(rec)
+        if as_spans:
+            doc = nlp.make_doc(corpus_text(rec))
+            for start, end, label in gold:
+                span = doc.char_span(start, end, alignment_mode="expand")
+                examples.append(span if span is not None and len(span) else doc.text[start:end])
+                labels.append(label)
+        else:
+            examples.extend(s["text"] for s in rec["segments"])
+            labels.extend(label for _, _, label in gold)
+    return examples, labels
 
 
 def fit(records: Sequence[dict[str, Any]], model: Pipeline | None = None) -> Pipeline:
-    texts, labels = training_examples(records)
     model = clone(model) if model is not None else build_pipeline()
-    return model.fit(texts, labels)
+    examples, labels = training_examples(records, as_spans=isinstance(model.steps[0][1], SegmentFeaturizer))
+    return model.fit(examples, labels)
 
 
 def baseline_pipeline() -> Pipeline:

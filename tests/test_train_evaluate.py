@@ -39,8 +39,10 @@ def test_segment_scores_by_hand():
 
 def test_team_balance_error_by_hand():
     rec = {"authority": "A", "team": "T"}
-    notes = [(rec, {"procedural": 3, "change_focused": 1, "neutral": 0}, {"procedural": 2, "change_focused": 2, "neutral": 0}),
-             (rec, {"procedural": 1, "change_focused": 3, "neutral": 2}, {"procedural": 1, "change_focused": 3, "neutral": 2})]
+    def c(p, ch, n):
+        return {"procedural": p, "change_focused": ch, "neutral": n}
+
+    notes = [(rec, c(3, 1, 0), c(2, 2, 0)), (rec, c(1, 3, 2), c(1, 3, 2))]
     s = note_and_team_scores(notes)
     assert s["note_change_share_mae"] == 0.125  # |0.25-0.5| and 0, averaged
     assert s["teams"][0]["true_balance"] == 0.5 and s["teams"][0]["predicted_balance"] == 5 / 8

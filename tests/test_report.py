@@ -1,0 +1,206 @@
+"""The team report: statistics checked against hand-computed values on a small classified file.
+
+tests/data/classified.jsonl is classify output for 20 notes: teams T1-T3 have two workers with
+three notes each (4 procedural + change-focused segments per note, so a note's share is C/4);
+T4 has one worker with two notes, fewer than the default --min-notes of 5.
+"""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from supervise_nlp.aggregate import (
+    bootstrap_balances,
+    build_report,
+    build_table,
+    pairwise,
+    parse_date,
+    permutation_test,
+    variance_components,
+)
+from supervise_nlp.cli import main
+
+C = {"T1": {"Asha": [1, 0, 1], "Ben": [1, 1, 2]}, "T2": {"Cat": [2, 2, 3], "Dev": [1, 2, 2]},
+     "T3": {"Eli": [3, 4, 3], "Fay": [2, 3, 4]}, "T4": {"Gus": [4, 4]}}
+
+
+def run(*args):
+    res = CliRunner().invoke(main, ["report", *map(str, args)])
+    assert res.exit_code == 0, res.output
+    return res
+
+
+@pytest.fixture(scope="module")
+def rep(data):
+    return json.loads(run(data / "classified.jsonl", "--format", "json", "--bootstrap", "500").stdout)
+
+
+def test_groups_balance_counts_and_suppression(rep):
+    assert rep["input"] == {"records": 20, "labelled": 20, "rejected": 0}
+    keys = [g["key"]["team"] for g in rep["groups"]]
+    assert keys == ["T1", "T2", "T3"]  # sorted by balance; T4 (2 notes) held back
+    assert rep["held_back"] == {"groups": 1, "notes": 2}
+    t1 = rep["groups"][0]
+    assert t1["notes"] == 6 and t1["change_focused"] == 6 and t1["procedural"] == 18 and t1["neutral"] == 6
+    assert t1["balance"] == 6 / 24
+    assert t1["change_focused_notes"] == 0.0
+    t3 = rep["groups"][2]
+    assert t3["balance"] == 19 / 24 and t3["change_focused_notes"] == 5 / 6  # 3,4,3,3,4 of 4 are > 0.5; one 2/4 is not
+    assert rep["overall"]["notes"] == 20 and rep["overall"]["balance"] == (6 + 12 + 19 + 8) / 80
+    for g in rep["groups"]:
+        lo, hi = g["balance_ci"]
+        assert lo <= g["balance"] <= hi
+
+
+def test_bootstrap_interval_collapses_when_every_note_agrees_and_is_reproducible():
+    rng = np.random.default_rng(1)
+    b = bootstrap_balances(np.array([1, 2, 3]), np.array([3, 6, 9]), 200, rng)
+    assert np.allclose(b, 0.25)
+    C, P = np.array([0, 4, 1, 3]), np.array([4, 0, 3, 1])
+    b1 = bootstrap_balances(C, P, 300, np.random.default_rng(7))
+    b2 = bootstrap_balances(C, P, 300, np.random.default_rng(7))
+    assert np.array_equal(b1, b2) and b1.min() >= 0 and b1.max() <= 1
+    # resampling whole notes: the spread matches the note-level standard error of a ratio
+    assert 0.15 < b1.std() < 0.35
+
+
+def test_permutation_test_separates_different_from_identical_groups():
+    C = np.array([0, 1, 0, 1, 4, 3, 4, 3])
+    P = 4 - C
+    diff = permutation_test(C, P, np.array(list("aaaabbbb")), 999, seed=1)
+    assert diff["p_value"] < 0.05
+    same = permutation_test(C, P, np.array(list("abababab")), 999, seed=1)
+    assert same["p_value"] > 0.5
+    # the statistic by hand: pooled 16/32 = .5; groups .125 and .875 with 16 segments each
+    assert diff["statistic"] == pytest.approx(16 * 0.375**2 * 2)
+
+
+def test_pairwise_holm_and_bonferroni(rep):
+    pairs = rep["comparison"]["pairwise"]
+    assert len(pairs) == 3
+    for p in pairs:
+        assert p["p_holm"] >= p["p"]
+        lo, hi = p["ci_bonferroni"]
+        assert lo < p["difference"] < hi
+        # Bonferroni for 3 pairs is wider than a plain 95% interval
+        assert (hi - lo) / 2 > 1.96 * p["se"]
+    t1_t3 = next(p for p in pairs if {p["a"]["team"], p["b"]["team"]} == {"T1", "T3"})
+    assert abs(t1_t3["difference"]) == pytest.approx(19 / 24 - 6 / 24) and t1_t3["significant"]
+    assert rep["comparison"]["overall"]["p_value"] < 0.01
+
+
+def test_variance_components_match_nested_anova_by_hand():
+    teams, workers, shares = [], [], []
+    for t in ("T1", "T2", "T3"):
+        for w, cs in C[t].items():
+            for c in cs:
+                teams.append(t)
+                workers.append(w)
+                shares.append(c / 4)
+    y = np.array(shares).reshape(3, 2, 3)  # team, worker, note
+    a, b, n = y.shape
+    grand = y.mean()
+    ms_team = b * n * ((y.mean(axis=(1, 2)) - grand) ** 2).sum() / (a - 1)
+    ms_worker = n * ((y.mean(axis=2) - y.mean(axis=(1, 2))[:, None]) ** 2).sum() / (a * (b - 1))
+    ms_within = ((y - y.mean(axis=2)[:, :, None]) ** 2).sum() / (a * b * (n - 1))
+    s2_within = ms_within
+    s2_worker = (ms_worker - ms_within) / n
+    s2_team = (ms_team - ms_worker) / (b * n)
+    assert s2_worker > 0 and s2_team > 0  # where REML and ANOVA agree
+    v = variance_components(np.array(shares), np.array(teams, dtype=object), np.array(workers, dtype=object))
+    assert v["variance"]["within_worker"] == pytest.approx(s2_within, rel=1e-3)
+    assert v["variance"]["worker_within_team"] == pytest.approx(s2_worker, rel=1e-2, abs=1e-4)
+    assert v["variance"]["team"] == pytest.approx(s2_team, rel=1e-2)
+    assert sum(v["share_of_variance"].values()) == pytest.approx(1)
+
+
+def test_mirroring_and_trend_in_culture(rep):
+    cul = rep["culture"]
+    mir = cul["mirroring"]
+    # T1..T3 each have >=... supervision notes: indices 0 and 2 of each worker's three notes
+    assert {t["team"] for t in mir["teams"]} <= {"T1", "T2", "T3", "T4"}
+    assert all(t["supervision"]["notes"] >= 5 and t["visit"]["notes"] >= 5 for t in mir["teams"])
+    months = cul["trend"]["by_month"]
+    assert sum(m["notes"] for m in months) == 19  # one note has a dd/mm/yyyy date
+    assert rep["data_quality"]["notes with an unreadable date (not YYYY-MM-DD; see --dayfirst)"] == 1
+
+
+def test_where_filter_by_and_min_notes(data):
+    rep = json.loads(run(data / "classified.jsonl", "--format", "json", "--where", "team=T2", "--by", "worker",
+                         "--min-notes", "1", "--no-culture", "--bootstrap", "100").stdout)
+    assert [g["key"]["worker"] for g in rep["groups"]] == ["Dev", "Cat"]
+    assert rep["groups"][0]["balance"] == 5 / 12 and rep["groups"][1]["balance"] == 7 / 12
+    assert rep["data_quality"]["filtered out by --where"] == 14
+
+
+def test_month_and_dayfirst(data):
+    rep = json.loads(run(data / "classified.jsonl", "--format", "json", "--by", "month", "--dayfirst",
+                         "--min-notes", "1", "--no-culture", "--bootstrap", "100").stdout)
+    assert sum(g["notes"] for g in rep["groups"]) == 20
+    assert all(g["key"]["month"].startswith("2025-") for g in rep["groups"])
+    assert parse_date("15/01/2025") is None and parse_date("15/01/2025", dayfirst=True).month == 1
+
+
+def test_milestone_before_after(data):
+    rep = json.loads(run(data / "classified.jsonl", "--format", "json", "--milestone", "2025-04-01",
+                         "--bootstrap", "200").stdout)
+    ms = rep["culture"]["trend"]["milestone"]
+    assert ms["before"]["notes"] + ms["after"]["notes"] == 19
+    assert ms["change"] == pytest.approx(ms["after"]["balance"] - ms["before"]["balance"])
+
+
+def test_pseudonymise_is_stable_and_hides_names(data, tmp_path):
+    key = tmp_path / "k"
+    outs = [run(data / "classified.jsonl", "--by", "worker", "--format", "json", "--pseudonymise", "--key-file",
+                key, "--min-notes", "1", "--no-culture", "--bootstrap", "50").stdout for _ in range(2)]
+    assert outs[0] == outs[1]
+    for name in ("Asha", "Ben", "Cat", "Gus"):
+        assert name not in outs[0]
+    assert all(g["key"]["worker"].startswith("W-") for g in json.loads(outs[0])["groups"])
+
+
+def test_csv_and_html_formats(data, tmp_path):
+    rows = list(csv.DictReader(io.StringIO(run(data / "classified.jsonl", "--format", "csv",
+                                               "--bootstrap", "100").stdout)))
+    assert [r["team"] for r in rows] == ["T1", "T2", "T3", "overall"]
+    assert float(rows[0]["balance"]) == 0.25
+    out = tmp_path / "r.html"
+    run(data / "classified.jsonl", "--format", "html", "-o", out, "--bootstrap", "100")
+    html = out.read_text()
+    assert html.count("<svg") >= 2 and "Methods and caveats" in html
+    import re
+
+    # self-contained: nothing to fetch (SVG namespace declarations are not fetched)
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", html) and "<script" not in html and "<link" not in html
+    assert "<metadata>" not in html
+
+
+def test_report_on_raw_notes_equals_report_on_their_classify_output(data, tmp_path):
+    out = tmp_path / "c.jsonl"
+    assert CliRunner().invoke(main, ["classify", str(data / "mini_corpus.jsonl"), "-o", str(out)]).exit_code == 0
+    a = json.loads(run(data / "mini_corpus.jsonl", "--format", "json", "--min-notes", "1", "--bootstrap", "50").stdout)
+    # classify output is read as is: a model path that does not exist is never touched
+    b = json.loads(run(out, "--format", "json", "--min-notes", "1", "--bootstrap", "50",
+                       "--model", tmp_path / "no-model").stdout)
+    assert a["groups"] == b["groups"] and a["overall"] == b["overall"]
+
+
+def test_no_note_text_unless_examples_are_asked_for(data):
+    plain = run(data / "mini_corpus.jsonl", "--format", "json", "--min-notes", "1", "--bootstrap", "50").stdout
+    assert "Leo" not in plain
+    with_ex = json.loads(run(data / "mini_corpus.jsonl", "--format", "json", "--min-notes", "1",
+                             "--include-examples", "1", "--bootstrap", "50").stdout)
+    texts = [e["text"] for g in with_ex["groups"] for es in g["examples"].values() for e in es]
+    assert texts and all(isinstance(t, str) for t in texts)
+
+
+def test_build_table_marks_missing_team_as_unknown():
+    t = build_table([({"worker": "x"}, {"procedural": 1, "change_focused": 1, "neutral": 0}, [])], ["team"])
+    rep = build_report(t, ["team"], {"records": 1, "labelled": 1, "rejected": 0}, min_notes=1, n_boot=20,
+                       culture=False)
+    assert rep["groups"][0]["key"] == {"team": "unknown"} and rep["data_quality"]["notes with no team"] == 1
+    assert pairwise([]) == []

@@ -1,0 +1,119 @@
+"""Robustness and privacy: arbitrary input never crashes the readers, nothing touches the network."""
+
+import json
+import socket
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supervise_nlp.cli import main
+from supervise_nlp.read import Note, ReadOptions, Reject, read_records
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(st.binary(max_size=600))
+def test_any_bytes_as_jsonl_give_one_item_per_non_blank_line(tmp_path, data):
+    p = tmp_path / "x.jsonl"
+    p.write_bytes(data)
+    items = list(read_records([str(p)]))
+    assert all(isinstance(i, (Note, Reject)) for i in items)
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines = lines[:-1]
+    # every line that is not blank after decoding becomes exactly one note or reject
+    assert len(items) <= len(lines)
+    for i in items:
+        assert 1 <= i.line <= max(len(lines), 1)
+
+
+@SETTINGS
+@given(st.lists(st.lists(st.text(max_size=40), min_size=1, max_size=4), max_size=6))
+def test_any_csv_rows_never_crash_and_every_row_is_accounted_for(tmp_path, rows):
+    import csv
+
+    p = tmp_path / "x.csv"
+    with open(p, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "text"])
+        w.writerows(rows)
+    items = list(read_records([str(p)]))
+    non_blank = [r for r in rows if any(c.strip() for c in r)]
+    assert len(items) <= len(rows) and len(items) >= len([r for r in non_blank if len(r) <= 2 and r[-1].strip()])
+
+
+@SETTINGS
+@given(st.text(max_size=300))
+def test_any_text_field_is_a_note_or_a_reject_with_a_reason(tmp_path, text):
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"id": 1, "text": text}) + "\n", encoding="utf-8")
+    (item,) = read_records([str(p)], ReadOptions(max_chars=200))
+    if isinstance(item, Note):
+        assert item.text == text and text.strip() and len(text) <= 200
+    else:
+        assert item.reason and item.line == 1
+
+
+def test_messy_text_emoji_control_characters_and_mixed_line_endings_are_labelled(tmp_path):
+    texts = ["Mum said 😊 she wants to try again.\r\nSW to send the form.\rDad at work\n",
+             "Ярослав пришёл. 他说他想回学校。 Mum said she is proud of him.",
+             "\x00\x07 nul and bell\x1b[31m escape \u200b zero-width. Next line"]
+    p = tmp_path / "messy.jsonl"
+    p.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+    res = CliRunner().invoke(main, ["classify", str(p), "--keep-text"])
+    assert res.exit_code == 0, res.output
+    for line, text in zip(res.stdout.splitlines(), texts):
+        out = json.loads(line)
+        assert out["text"] == text and out["segments"]
+        assert all(0 <= s["start"] < s["end"] <= len(text) for s in out["segments"])
+
+
+def test_a_one_megabyte_note_is_labelled(tmp_path):
+    sentence = "Mum said she wants the boys home and SW to update the plan by Friday. "
+    text = sentence * (1_000_000 // len(sentence) + 1)
+    p = tmp_path / "big.jsonl"
+    p.write_text(json.dumps({"id": "big", "text": text}) + "\n")
+    res = CliRunner().invoke(main, ["classify", str(p), "-q"])
+    assert res.exit_code == 0
+    out = json.loads(res.stdout)
+    assert sum(out["counts"].values()) == len(out["segments"]) > 10_000
+
+
+def test_duplicate_ids_are_kept(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"id": "a", "text": "one."}\n{"id": "a", "text": "two."}\n')
+    res = CliRunner().invoke(main, ["classify", str(p)])
+    assert [json.loads(x)["id"] for x in res.stdout.splitlines()] == ["a", "a"]
+    assert "duplicate id" in res.stderr and "'a'" in res.stderr
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*a, **k):
+        raise RuntimeError("network access attempted")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_every_command_works_with_networking_blocked(no_network, data, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "c.jsonl"
+    for args in (["classify", str(data / "notes.jsonl"), "-o", str(out), "--rejects", str(tmp_path / "r.jsonl")],
+                 ["report", str(out), "--format", "html", "-o", str(tmp_path / "r.html"), "--bootstrap", "50"],
+                 ["explain", "Mum said she wants to be the parent she never had."],
+                 ["evaluate", str(data / "mini_corpus.jsonl")]):
+        res = runner.invoke(main, args)
+        assert res.exit_code == 0, (args, res.output, res.exception)
+
+
+def test_rejects_carry_no_note_text_unless_asked(data, tmp_path):
+    r1, r2 = tmp_path / "r1.jsonl", tmp_path / "r2.jsonl"
+    runner = CliRunner()
+    runner.invoke(main, ["classify", str(data / "notes.jsonl"), "-q", "--rejects", str(r1)])
+    runner.invoke(main, ["classify", str(data / "notes.jsonl"), "-q", "--rejects", str(r2), "--rejects-keep-raw"])
+    assert "teddies" not in r1.read_text() and "teddies" in r2.read_text()
