@@ -77,7 +77,8 @@ def run_cli(args: list[str]) -> tuple[float, int]:
 
 
 def classify_seconds(path: Path, out: Path, jobs: int) -> tuple[float, int]:
-    """Seconds spent labelling (model load excluded: it is measured as start-up) and peak RSS."""
+    """Seconds spent reading, labelling and writing (as ``classify`` does; the model load is
+    start-up, measured separately) and peak RSS."""
     code = ("import resource, sys, time, json\n"
             "from supervise_nlp.cli import _load_labeller\n"
             "from supervise_nlp.parallel import label_records\n"
@@ -85,9 +86,10 @@ def classify_seconds(path: Path, out: Path, jobs: int) -> tuple[float, int]:
             "lab = _load_labeller(None)\n"
             f"t = time.perf_counter()\n"
             f"with open({str(out)!r}, 'w', encoding='utf-8') as fh:\n"
-            f"    for item, res in label_records(read_records([{str(path)!r}]), lab, None, jobs={jobs}):\n"
+            f"    for item, res in label_records(read_records([{str(path)!r}]), lab, None, jobs={jobs},"
+            " serialize=True):\n"
             "        if res is not None:\n"
-            "            fh.write(json.dumps(res, ensure_ascii=False) + '\\n')\n"
+            "            fh.write(res + '\\n')\n"
             "dt = time.perf_counter() - t\n"
             "ru = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
             " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"

@@ -56,6 +56,7 @@ class NoteLabeller:
         # a pipeline that starts with our featurizer reads spans; any other (a researcher's
         # text pipeline, a baseline) gets the segment text
         self._takes_spans = isinstance(model.steps[0][1], SegmentFeaturizer) if hasattr(model, "steps") else False
+        get_nlp()  # build the segmenter now: part of start-up, not of the first batch
 
     def segment_probabilities(self, segments: Sequence[Segment | str]) -> np.ndarray:
         """Probabilities in ``LABELS`` order, one row per segment."""
@@ -80,21 +81,18 @@ class NoteLabeller:
     def _label_batch(self, batch: list[list[Segment]]) -> Iterator[dict[str, Any]]:
         flat = [s for segs in batch for s in segs]
         proba = self.segment_probabilities(flat)
-        best = proba.argmax(axis=1)
+        names = [LABELS[k] for k in proba.argmax(axis=1).tolist()] if len(flat) else []
         rounded = np.round(proba, 4).tolist()
         i = 0
         for segs in batch:
             counts = {"procedural": 0, "change_focused": 0, "neutral": 0}
             out_segs = []
             for seg in segs:
-                label = LABELS[best[i]]
+                label = names[i]
+                p, c, n = rounded[i]
                 counts[label] += 1
-                out_segs.append({
-                    "start": seg.start,
-                    "end": seg.end,
-                    "label": label,
-                    "p": dict(zip(LABELS, rounded[i])),
-                })
+                out_segs.append({"start": seg.start, "end": seg.end, "label": label,
+                                 "p": {"procedural": p, "change_focused": c, "neutral": n}})
                 i += 1
             share = change_share(counts)
             yield {
@@ -112,40 +110,6 @@ def output_record(note: Any, labelled: dict[str, Any], keep_text: bool = False) 
         out["text"] = note.text
     out.update(labelled)
     return out
-
-
-def classify_stream(items: Iterable[Any], labeller: NoteLabeller, keep_text: bool = False,
-                    batch_size: int = 256) -> Iterator[tuple[Any, dict[str, Any] | None]]:
-    """Label a stream of notes and rejects, in input order: (note, output) or (reject, None).
-
-    Notes are labelled a batch at a time; rejects wait in the batch so order is kept. Records
-    that are already ``classify`` output pass through unchanged.
-    """
-    from .read import Labelled, Note
-
-    pending: list[Any] = []
-
-    def flush() -> Iterator[tuple[Any, dict[str, Any] | None]]:
-        notes = [x for x in pending if isinstance(x, Note)]
-        results = iter(labeller.label_texts(n.text for n in notes))
-        for x in pending:
-            if isinstance(x, Note):
-                yield x, output_record(x, next(results), keep_text)
-            elif isinstance(x, Labelled):
-                yield x, x.fields
-            else:
-                yield x, None
-        pending.clear()
-
-    count = 0
-    for item in items:
-        pending.append(item)
-        count += isinstance(item, Note)
-        if count >= batch_size:
-            yield from flush()
-            count = 0
-    if pending:
-        yield from flush()
 
 
 def labelled_notes(results: Iterable[tuple[Any, dict[str, Any] | None]], text_of: dict[int, str] | None = None,

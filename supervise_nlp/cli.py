@@ -48,6 +48,34 @@ def input_options(f: Callable) -> Callable:
     return f
 
 
+def engine_options(f: Callable) -> Callable:
+    """How labelling is spread: processes on this machine, or a Dask cluster."""
+    import os
+
+    f = click.option("--scheduler", help="Dask scheduler address (implies --engine dask); "
+                     "without it, --engine dask starts a local cluster.")(f)
+    f = click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                     help="'dask' needs: pip install '.[dask]'.")(f)
+    f = click.option("-j", "--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True,
+                     help="Processes to label with (output stays in input order).")(f)
+    return f
+
+
+def _labelled_stream(items, model_path: str | None, kw: dict[str, Any], keep_text: bool = False,
+                     serialize: bool = False):
+    """(item, output) pairs in input order, on the engine the options chose."""
+    from .parallel import label_records, label_records_dask
+
+    if kw["engine"] == "dask" or kw["scheduler"]:
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise click.ClickException("--engine dask needs Dask: pip install 'supervise-nlp[dask]'") from None
+        return label_records_dask(items, model_path, kw["scheduler"], keep_text=keep_text, serialize=serialize)
+    labeller = _load_labeller(model_path)
+    return label_records(items, labeller, model_path, jobs=kw["jobs"], keep_text=keep_text, serialize=serialize)
+
+
 def _read_options(kw: dict[str, Any]):
     from .read import ReadOptions
 
@@ -182,32 +210,31 @@ def main() -> None:
 @click.option("-o", "--output", default="-", show_default=True, help="Output JSON Lines file ('-' for stdout).")
 @click.option("--model", "model_path", type=click.Path(), help="Model directory (default: the shipped model).")
 @click.option("--keep-text", is_flag=True, help="Copy each note's text into the output.")
+@engine_options
 @input_options
 def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_text: bool, **kw: Any) -> None:
     """Label every segment of every note in INPUTS (.jsonl, .csv, .txt, folders, '-')."""
     with friendly_errors():
-        from .classify import classify_stream
         from .read import Reject, read_records
 
         opts = _read_options(kw)
         notice = None if kw["quiet"] else _err
         items = read_records(inputs, opts, notice=notice)
         first = next(items, None)  # surfaces a bad path before any output file is created
-        labeller = _load_labeller(model_path)
         tally = Tally()
         rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(output),
                                 kw["rejects_keep_raw"])
         out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
         try:
-            stream = classify_stream(_prepend(first, items), labeller, keep_text)
+            stream = _labelled_stream(_prepend(first, items), model_path, kw, keep_text, serialize=True)
             with progress_bar(kw["quiet"], "labelling notes") as advance:
                 for item, result in stream:
                     if isinstance(item, Reject):
                         rejects.write(item)
                         tally.add(item.source, False)
                     else:
-                        out.write(json.dumps(result, ensure_ascii=False) + "\n")
-                        tally.add(item.source, True, result.get("id"))
+                        out.write(result + "\n")
+                        tally.add(item.source, True, _id_of(item))
                         advance()
                     if tally.total["read"] % 256 == 0:
                         out.flush()
@@ -218,6 +245,10 @@ def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_
                 out.flush()
             rejects.close()
         _finish(tally, rejects, kw)
+
+
+def _id_of(item: Any) -> Any:
+    return item.fields.get("id")
 
 
 def _prepend(first, rest):
@@ -337,19 +368,16 @@ def _pseudonym_keys(enabled: bool, teams_too: bool, key_file: str | None, output
     return keys
 
 
-class LazyLabeller:
-    """Loads the model only if some input still needs labelling (classify output does not)."""
+def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text: bool):
+    """Classify output passes straight through; the model is loaded only when a raw note arrives."""
+    from .read import Labelled, Note
 
-    def __init__(self, model_path: str | None) -> None:
-        self.model_path, self._labeller = model_path, None
-
-    def label_texts(self, texts):
-        texts = list(texts)
-        if not texts:
-            return iter(())
-        if self._labeller is None:
-            self._labeller = _load_labeller(self.model_path)
-        return self._labeller.label_texts(texts)
+    items = iter(items)
+    for item in items:
+        if isinstance(item, Note):
+            yield from _labelled_stream(_prepend(item, items), model_path, kw, keep_text)
+            return
+        yield item, item.fields if isinstance(item, Labelled) else None
 
 
 @main.command()
@@ -373,6 +401,7 @@ class LazyLabeller:
 @click.option("--no-culture", is_flag=True, help="Skip the culture analysis (variance, mirroring, trend).")
 @click.option("--bootstrap", "n_boot", type=int, default=2000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=20260301, show_default=True)
+@engine_options
 @input_options
 def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
            model_path: str | None, min_notes: int, pseudonymise: bool, pseudonymise_teams: bool,
@@ -381,7 +410,7 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
     """Balance per team (or any --by) from raw notes or from classify output."""
     with friendly_errors():
         from .aggregate import build_report, build_table
-        from .classify import classify_stream, labelled_notes
+        from .classify import labelled_notes
         from .modelio import load_card
         from .read import read_records
         from .render import report_csv, report_html, report_table
@@ -397,7 +426,7 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
 
         def counted():
             with progress_bar(kw["quiet"], "labelling notes") as advance:
-                for item, out in classify_stream(items, LazyLabeller(model_path), keep_text=False):
+                for item, out in _report_stream(items, model_path, kw, include_examples > 0):
                     tally.add(item.source, out is not None, out.get("id") if out else None)
                     if out is None:
                         rejects.write(item)

@@ -40,6 +40,9 @@ SALTS = {"neg": 1, "sub": 2, "main": 3, "first": 4, "bigram": 5, "prev": 6, "nex
 BULLETS = {"-", "*", "•", "–", "—", "·", ">", "->", "o"}
 QUOTES = {'"', "“", "”", "'"}
 LEN_BUCKETS = (1, 2, 4, 7, 12, 20, 35)
+K_CONCEPT, K_PSEUDO, K_PRE, K_FOL, K_TERM, K_SUB, K_MAIN, K_OTHER = range(8)
+CUE_CODES = {"pseudo_negations": K_PSEUDO, "preceding_negations": K_PRE, "following_negations": K_FOL,
+             "termination": K_TERM, "subordinate_openers": K_SUB, "main_clause_openers": K_MAIN}
 
 
 def _load_json(name: str) -> dict[str, Any]:
@@ -126,18 +129,22 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
                 for name, terms in self.negation_terms_.items():
                     add("cue", name, terms)
             n = self.n_features
-            concept_cols = {
-                (prefix, name): _h(f"{prefix}|{name}") % n
-                for name in self.concept_terms_
-                for prefix in ("C", "N", "S", "M")
-            }
-            rt = self._rt = {"types": {}, "matcher": matcher, "kinds": kinds, "concept_cols": concept_cols}
+            concept_names = list(self.concept_terms_)
+            ids = np.array(sorted(kinds), dtype=np.uint64)
+            kind_code = np.array([CUE_CODES.get(kinds[i][1], K_CONCEPT) if kinds[i][0] == "cue" else K_CONCEPT
+                                  for i in ids.tolist()], dtype=np.int64)
+            concept_idx = np.array([concept_names.index(kinds[i][1]) if kinds[i][0] == "concept" else 0
+                                    for i in ids.tolist()], dtype=np.int64)
+            table = np.array([[_h(f"{p}|{name}") % n for p in "CNSM"] for name in concept_names], dtype=np.int64)
+            rt = self._rt = {"types": {}, "matcher": matcher, "kind_ids": ids, "kind_code": kind_code,
+                             "concept_idx": concept_idx, "concept_col_table": table.reshape(-1, 4),
+                             "concept_names": concept_names}
         return rt
 
     def _type_info(self, key: int, strings) -> tuple[int, np.ndarray, list[str], int]:
         """(raw word hash, feature columns, their names, flags) for one word type, cached."""
         types = self._runtime()["types"]
-        info = types.get(key)
+        info = types.get(key)  # the caller has usually looked already; this keeps the method safe alone
         if info is None:
             text = strings[key]
             w = norm(text)
@@ -170,35 +177,35 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
         nlp = get_nlp()
         n = self.n_features
         docs, bounds = _as_doc_bounds(X, nlp)
+        nrows = len(bounds)
+        if not nrows:
+            return sp.csr_matrix((0, n)), []
         strings = nlp.vocab.strings
 
-        tok_lower: list[np.ndarray] = []
-        tok_row: list[np.ndarray] = []
-        tok_pos: list[np.ndarray] = []  # position within its doc
-        tok_doc: list[np.ndarray] = []
-        rows_by_doc: dict[int, list[tuple[int, int, int]]] = {}
-        arrays: dict[int, np.ndarray] = {}
-        for row, (d, s, e) in enumerate(bounds):
-            arr = arrays.get(d)
-            if arr is None:
-                arr = arrays[d] = docs[d].to_array([LOWER, IS_SPACE])
-            keep = np.nonzero(arr[s:e, 1] == 0)[0] + s
-            tok_lower.append(arr[keep, 0])
-            tok_row.append(np.full(len(keep), row, dtype=np.int64))
-            tok_pos.append(keep)
-            tok_doc.append(np.full(len(keep), d, dtype=np.int64))
-            rows_by_doc.setdefault(d, []).append((s, e, row))
-        if not bounds:
-            return sp.csr_matrix((0, n)), []
-        lower = np.concatenate(tok_lower).astype(np.uint64)
-        trow = np.concatenate(tok_row)
-        tpos = np.concatenate(tok_pos)
-        tdoc = np.concatenate(tok_doc)
-        ntok = len(lower)
+        # every token of the batch in one array; rows are segments, positions are global
+        arrays = [d.to_array([LOWER, IS_SPACE]).reshape(-1, 2) for d in docs]
+        doc_off = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+        allarr = np.concatenate(arrays)
+        ntotal = len(allarr)
+        b = np.array(bounds, dtype=np.int64).reshape(-1, 3)
+        gstart = doc_off[b[:, 0]] + b[:, 1]
+        gend = doc_off[b[:, 0]] + b[:, 2]
+        lengths = gend - gstart
+        rows_all = np.repeat(np.arange(nrows), lengths)
+        gidx = np.repeat(gstart - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        row_of_glob = np.full(ntotal + 1, -1, dtype=np.int64)
+        row_of_glob[gidx] = rows_all
+        keep = allarr[gidx, 1] == 0  # spaces carry no features
+        gtok = gidx[keep]
+        trow = rows_all[keep]
+        ntok = len(gtok)
+        tok_of_glob = np.full(ntotal + 1, -1, dtype=np.int64)
+        tok_of_glob[gtok] = np.arange(ntok)
 
         # per-type lookup, once per distinct word in the batch
-        uniq, inverse = np.unique(lower, return_inverse=True)
-        infos = [self._type_info(k, strings) for k in uniq.tolist()]
+        uniq, inverse = np.unique(allarr[gtok, 0], return_inverse=True)
+        types = rt["types"]
+        infos = [types.get(k) or self._type_info(k, strings) for k in uniq.tolist()]
         raw_u = np.array([i[0] for i in infos], dtype=np.int64)
         flags_u = np.array([i[3] for i in infos], dtype=np.int64)
         lens_u = np.array([len(i[1]) for i in infos], dtype=np.int64)
@@ -207,16 +214,22 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
         traw = raw_u[inverse]
         tflags = flags_u[inverse]
 
-        # 1. word + char n-gram columns for every token
-        tl = lens_u[inverse]
-        starts = ptr_u[:-1][inverse]
-        rep_rows = np.repeat(trow, tl)
-        offs = np.arange(tl.sum()) - np.repeat(np.cumsum(tl) - tl, tl)
-        rep_cols = cols_u[np.repeat(starts, tl) + offs]
-        parts_r, parts_c = [rep_rows], [rep_cols]
-        src: list[tuple[str, np.ndarray]] = []
+        # 1. words and their character n-grams: a segments x types count matrix times the
+        # cached types x features matrix, so the many n-gram entries are summed in C
+        parts_r: list[np.ndarray] = []
+        parts_c: list[np.ndarray] = []
+        src: list[tuple[str, Any]] = []
         if names:
+            tl = lens_u[inverse]
+            offs = np.arange(tl.sum()) - np.repeat(np.cumsum(tl) - tl, tl)
+            parts_r.append(np.repeat(trow, tl))
+            parts_c.append(cols_u[np.repeat(ptr_u[:-1][inverse], tl) + offs])
             src.append(("type", np.repeat(np.arange(ntok), tl)))
+            typed = None
+        else:
+            counts = sp.csr_matrix((np.ones(ntok), (trow, inverse)), shape=(nrows, len(uniq)))
+            by_type = sp.csr_matrix((np.ones(len(cols_u)), cols_u, ptr_u), shape=(len(uniq), n))
+            typed = counts @ by_type
 
         # 2. word pairs within a segment, and the first word
         same = np.zeros(ntok, dtype=bool)
@@ -228,90 +241,26 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
             pair = np.nonzero(same[:-1])[0]
             parts_r.append(trow[pair])
             parts_c.append(_mix(traw[pair] * 31 + traw[pair + 1], SALTS["bigram"], n))
-            if names:
-                src.append(("bigram", pair))
+            src.append(("bigram", pair))
         fpos = np.nonzero(first)[0]
         parts_r.append(trow[fpos])
         parts_c.append(_mix(traw[fpos], SALTS["first"], n))
-        if names:
-            src.append(("first", fpos))
+        src.append(("first", fpos))
 
         # 3. concepts, negation scope and clause role from phrase matches
-        scope_neg = np.zeros(ntok, dtype=bool)
-        scope_sub = np.zeros(ntok, dtype=bool)
-        scope_main = np.zeros(ntok, dtype=bool)
-        concept_hits: list[tuple[int, str, int, int]] = []  # row, concept, doc, first token pos
         if self.concepts or self.negation:
-            # map (doc, pos) -> global token index
-            order = np.lexsort((tpos, tdoc))
-            key_sorted = tdoc[order] * (1 << 32) + tpos[order]
-            matcher, kinds = rt["matcher"], rt["kinds"]
-            neg_spans: list[tuple[int, int, int, int]] = []
-            for d, rows in rows_by_doc.items():
-                matches = matcher(docs[d])
-                if not matches:
-                    continue
-                rows.sort()
-                seg_starts = [r[0] for r in rows]
-                by_row: dict[int, list[tuple[str, str, int, int]]] = {}
-                for mid, ms, me in matches:
-                    i = np.searchsorted(seg_starts, ms, side="right") - 1
-                    if i < 0:
-                        continue
-                    s, e, row = rows[i]
-                    if me > e:
-                        continue
-                    kind, name = kinds[mid]
-                    by_row.setdefault(row, []).append((kind, name, ms, me))
-                extent = {row: (s, e) for s, e, row in rows}
-                for row, hits in by_row.items():
-                    s, e = extent[row]
-                    concept_hits.extend((row, name, d, ms) for kind, name, ms, _ in hits if kind == "concept")
-                    if self.negation:
-                        neg_spans.extend(self._scopes(hits, s, e, d, row))
-            for kind, d, a, b in neg_spans:
-                lo = np.searchsorted(key_sorted, d * (1 << 32) + a)
-                hi = np.searchsorted(key_sorted, d * (1 << 32) + b)
-                idx = order[lo:hi]
-                {"neg": scope_neg, "sub": scope_sub, "main": scope_main}[kind][idx] = True
-            for mask, salt in ((scope_neg, "neg"), (scope_sub, "sub"), (scope_main, "main")):
-                pos = np.nonzero(mask)[0]
-                if len(pos):
-                    parts_r.append(trow[pos])
-                    parts_c.append(_mix(traw[pos], SALTS[salt], n))
-                    if names:
-                        src.append((salt, pos))
-            if concept_hits:
-                ccols = rt["concept_cols"]
-                c_rows, c_cols, c_names = [], [], []
-                for row, name, d, ms in concept_hits:
-                    gi = order[np.searchsorted(key_sorted, d * (1 << 32) + ms)]
-                    prefixes = ["C"]
-                    if scope_neg[gi]:
-                        prefixes.append("N")
-                    if scope_sub[gi]:
-                        prefixes.append("S")
-                    if scope_main[gi]:
-                        prefixes.append("M")
-                    for p in prefixes:
-                        c_rows.append(row)
-                        c_cols.append(ccols[(p, name)])
-                        c_names.append(_concept_label(p, name))
-                parts_r.append(np.array(c_rows, dtype=np.int64))
-                parts_c.append(np.array(c_cols, dtype=np.int64))
-                if names:
-                    src.append(("concept", np.array(c_names, dtype=object)))
+            self._match_features(rt, docs, doc_off, ntotal, row_of_glob, tok_of_glob, gstart, gend,
+                                 gtok, trow, traw, parts_r, parts_c, src, names)
 
         # 4. neighbouring segments in the same note
-        if self.context and len(bounds) > 1:
-            nrows = len(bounds)
+        if self.context and nrows > 1:
+            order = np.lexsort((b[:, 1], b[:, 0]))
+            a, z = order[:-1], order[1:]
+            adjacent = (b[a, 0] == b[z, 0]) & (b[a, 2] <= b[z, 1])
             next_of = np.full(nrows, -1)
             prev_of = np.full(nrows, -1)
-            for rows in rows_by_doc.values():
-                ordered = sorted(rows)
-                for (_, e1, r1), (s2, _, r2) in zip(ordered, ordered[1:]):
-                    if e1 <= s2:
-                        next_of[r1], prev_of[r2] = r2, r1
+            next_of[a[adjacent]] = z[adjacent]
+            prev_of[z[adjacent]] = a[adjacent]
             for target, salt in ((next_of, "prev"), (prev_of, "next")):
                 # tokens of row q become "previous sentence" features of the row after q, and vice versa
                 dest = target[trow]
@@ -319,73 +268,113 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
                 if len(pos):
                     parts_r.append(dest[pos])
                     parts_c.append(_mix(traw[pos], SALTS[salt], n))
-                    if names:
-                        src.append((salt, pos))
+                    src.append((salt, pos))
 
         # 5. segment shape
         if self.shape:
-            nrows = len(bounds)
             count = np.bincount(trow, minlength=nrows)
             bucket = np.searchsorted(LEN_BUCKETS, count)
-            feats_r = [np.arange(nrows)]
-            feats_c = [np.array([_h(f"len|{b}") % n for b in range(len(LEN_BUCKETS) + 1)])[bucket]]
-            shape_names = [np.array([f"length {_len_label(b)}" for b in range(len(LEN_BUCKETS) + 1)],
+            parts_r.append(np.arange(nrows))
+            parts_c.append(np.array([_h(f"len|{k}") % n for k in range(len(LEN_BUCKETS) + 1)])[bucket])
+            shape_names = [np.array([f"length {_len_label(k)}" for k in range(len(LEN_BUCKETS) + 1)],
                                     dtype=object)[bucket]]
             for bit, label in ((1, "bullet"), (2, "quoted speech"), (4, "a date"), (8, "a heading colon")):
-                hit_rows = np.unique(trow[(tflags & bit) > 0])
                 if bit == 1:  # a bullet only counts at the start of the segment
                     hit_rows = trow[fpos][(tflags[fpos] & 1) > 0]
-                feats_r.append(hit_rows)
-                feats_c.append(np.full(len(hit_rows), _h(f"shape|{label}") % n))
+                else:
+                    hit_rows = np.unique(trow[(tflags & bit) > 0])
+                parts_r.append(hit_rows)
+                parts_c.append(np.full(len(hit_rows), _h(f"shape|{label}") % n))
                 shape_names.append(np.full(len(hit_rows), f"shape: {label}", dtype=object))
-            parts_r.extend(feats_r)
-            parts_c.extend(feats_c)
-            if names:
-                src.append(("shape", np.concatenate(shape_names)))
+            src.append(("shape", np.concatenate(shape_names)))
 
-        rows_all = np.concatenate(parts_r)
-        cols_all = np.concatenate(parts_c)
-        data = np.ones(len(rows_all), dtype=np.float64)
-        mat = sp.csr_matrix((data, (rows_all, cols_all)), shape=(len(bounds), n))
-        mat.sum_duplicates()
+        rows_cat = np.concatenate(parts_r)
+        cols_cat = np.concatenate(parts_c)
+        mat = sp.csr_matrix((np.ones(len(rows_cat)), (rows_cat, cols_cat)), shape=(nrows, n))
+        if typed is not None:
+            # the sum has one entry per column (no duplicates), which is all tf-idf needs;
+            # sorting its indices as well would cost more than the rest of the assembly
+            mat = mat + typed
         if not names:
             return mat, None
-        return mat, self._names(rows_all, cols_all, src, infos, inverse, traw, len(bounds))
+        return mat, self._names(rows_cat, cols_cat, src, infos, inverse, traw, nrows)
 
-    def _scopes(self, hits, s: int, e: int, d: int, row: int):
-        """NegEx-style scopes and clause roles inside one segment [s, e)."""
+    def _match_features(self, rt, docs, doc_off, ntotal, row_of_glob, tok_of_glob, gstart, gend,
+                        gtok, trow, traw, parts_r, parts_c, src, names) -> None:
+        """Concept features with their negation / clause-role variants, and word scope features.
+
+        NegEx-style, on whole batches: a preceding cue negates up to ``window`` tokens after it,
+        stopping at a termination cue or the segment's end; a following cue negates before it;
+        a cue inside a pseudo-negation ("no further") negates nothing.
+        """
+        n = self.n_features
+        matcher = rt["matcher"]
+        found = [(d, np.array(m, dtype=np.uint64).reshape(-1, 3)) for d, m in
+                 ((d, matcher(doc)) for d, doc in enumerate(docs)) if m]
+        if not found:
+            return
+        mid = np.concatenate([m[:, 0] for _, m in found])
+        gms = np.concatenate([m[:, 1].astype(np.int64) + doc_off[d] for d, m in found])
+        gme = np.concatenate([m[:, 2].astype(np.int64) + doc_off[d] for d, m in found])
+        at = np.searchsorted(rt["kind_ids"], mid)
+        code = rt["kind_code"][at]
+        cidx = rt["concept_idx"][at]
+        mrow = row_of_glob[gms]
+        ok = (mrow >= 0) & (row_of_glob[gme - 1] == mrow)
+        mid, gms, gme, code, cidx, mrow = mid[ok], gms[ok], gme[ok], code[ok], cidx[ok], mrow[ok]
+        rstart, rend = gstart[mrow], gend[mrow]
+
+        def cover(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+            diff = np.zeros(ntotal + 2, dtype=np.int64)
+            good = hi > lo
+            np.add.at(diff, lo[good], 1)
+            np.add.at(diff, hi[good], -1)
+            return np.cumsum(diff)[: ntotal + 1] > 0
+
         w = self.negation_window_
-        pseudo = [(a, b) for k, nm, a, b in hits if k == "cue" and nm == "pseudo_negations"]
-        terms = sorted(a for k, nm, a, b in hits if k == "cue" and nm == "termination")
+        cue_ok = ~cover(gms[code == K_PSEUDO], gme[code == K_PSEUDO])[gms]
+        terms = np.sort(gms[code == K_TERM])
+        big = ntotal + 1
 
-        def next_term(after: int) -> int:
-            for t in terms:
-                if t >= after:
-                    return t
-            return e
+        def next_term(after: np.ndarray) -> np.ndarray:
+            i = np.searchsorted(terms, after, side="left")
+            return np.where(i < len(terms), terms[np.minimum(i, max(len(terms) - 1, 0))] if len(terms) else big, big)
 
-        def prev_term(before: int) -> int:
-            out = s
-            for t in terms:
-                if t < before:
-                    out = t + 1
-            return out
+        def prev_term_end(before: np.ndarray) -> np.ndarray:
+            i = np.searchsorted(terms, before, side="left") - 1
+            return np.where(i >= 0, terms[np.maximum(i, 0)] + 1 if len(terms) else -1, -1)
 
-        out = []
-        for kind, name, a, b in hits:
-            if kind != "cue" or any(pa <= a < pb for pa, pb in pseudo):
-                continue
-            if name == "preceding_negations":
-                out.append(("neg", d, b, min(b + w, next_term(b), e)))
-            elif name == "following_negations":
-                out.append(("neg", d, max(a - w, prev_term(a), s), a))
-            elif name == "subordinate_openers":
-                comma = next_term(b) if b < e else e
-                out.append(("sub", d, b, comma))
-            elif name == "main_clause_openers":
-                out.append(("main", d, b, e))
-        del row
-        return out
+        pre = (code == K_PRE) & cue_ok
+        fol = (code == K_FOL) & cue_ok
+        sub = (code == K_SUB) & cue_ok
+        main = (code == K_MAIN) & cue_ok
+        neg_lo = np.concatenate([gme[pre], np.maximum.reduce([gms[fol] - w, prev_term_end(gms[fol]), rstart[fol]])])
+        neg_hi = np.concatenate([np.minimum.reduce([gme[pre] + w, next_term(gme[pre]), rend[pre]]), gms[fol]])
+        masks = {
+            "neg": cover(neg_lo, neg_hi) if self.negation else np.zeros(ntotal + 1, bool),
+            "sub": cover(gme[sub], np.minimum(next_term(gme[sub]), rend[sub])) if self.negation
+            else np.zeros(ntotal + 1, bool),
+            "main": cover(gme[main], rend[main]) if self.negation else np.zeros(ntotal + 1, bool),
+        }
+        tok_masks = {k: m[gtok] for k, m in masks.items()}
+        for kind in ("neg", "sub", "main"):
+            pos = np.nonzero(tok_masks[kind])[0]
+            if len(pos):
+                parts_r.append(trow[pos])
+                parts_c.append(_mix(traw[pos], SALTS[kind], n))
+                src.append((kind, pos))
+        if not self.concepts:
+            return
+        is_concept = (code == K_CONCEPT) & (tok_of_glob[gms] >= 0)
+        crow, cpos, cid = mrow[is_concept], gms[is_concept], cidx[is_concept]
+        table = rt["concept_col_table"]  # concepts x (C, N, S, M)
+        flags = [np.ones(len(cpos), bool), masks["neg"][cpos], masks["sub"][cpos], masks["main"][cpos]]
+        for j, (prefix, on) in enumerate(zip("CNSM", flags)):
+            if on.any():
+                parts_r.append(crow[on])
+                parts_c.append(table[cid[on], j])
+                src.append(("concept", np.array([_concept_label(prefix, rt["concept_names"][c]) for c in cid[on]],
+                                                dtype=object) if names else None))
 
     def _names(self, rows, cols, src, infos, inverse, traw, nrows):
         """Readable names for each (row, column), in the order the parts were built."""
@@ -441,19 +430,23 @@ def _as_doc_bounds(X: Sequence[Any], nlp) -> tuple[list[Doc], list[tuple[int, in
     bounds: list[tuple[int, int, int]] = []
     strs = [x for x in X if isinstance(x, str)]
     str_docs = iter(nlp.tokenizer.pipe(strs)) if strs else iter(())
+    last_doc, d = None, -1
     for x in X:
-        if isinstance(x, str):
+        if isinstance(x, Segment):  # the labelling path: consecutive segments share their note's doc
+            doc, start, end = x.doc, x.first, x.last
+        elif isinstance(x, str):
             doc = next(str_docs)
-            docs.append(doc)
-            bounds.append((len(docs) - 1, 0, len(doc)))
-            continue
-        span = x.span if isinstance(x, Segment) else x
-        if not isinstance(span, Span):
+            start, end = 0, len(doc)
+        elif isinstance(x, Span):
+            doc, start, end = x.doc, x.start, x.end
+        else:
             raise TypeError(f"segments must be strings or spaCy spans, not {type(x).__name__}")
-        key = id(span.doc)
-        d = doc_index.get(key)
-        if d is None:
-            d = doc_index[key] = len(docs)
-            docs.append(span.doc)
-        bounds.append((d, span.start, span.end))
+        if doc is not last_doc:
+            key = id(doc)
+            d = doc_index.get(key)
+            if d is None:
+                d = doc_index[key] = len(docs)
+                docs.append(doc)
+            last_doc = doc
+        bounds.append((d, start, end))
     return docs, bounds

@@ -8,13 +8,14 @@ once, shared copy-on-write); spawned workers and Dask workers load it once on fi
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 from collections import deque
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from .classify import NoteLabeller, classify_stream, output_record
+from .classify import NoteLabeller, output_record
 from .read import Labelled, Note
 
 CHUNK = 256
@@ -45,27 +46,44 @@ def _init(model_path: str | None) -> None:
     _WORKER.setdefault("model_path", model_path)
 
 
-def _label_texts(texts: list[str]) -> list[dict[str, Any]]:
-    labeller = _WORKER.get("labeller") or _labeller_for(_WORKER.get("model_path"))
-    return list(labeller.label_texts(texts))
+def _worker_labeller() -> NoteLabeller:
+    return _WORKER.get("labeller") or _labeller_for(_WORKER.get("model_path"))
 
 
-def _merge(chunk: list[Any], results: list[dict[str, Any]], keep_text: bool):
+def label_notes(labeller: NoteLabeller, notes: list[Note], keep_text: bool, serialize: bool) -> list[Any]:
+    """Outputs for a chunk of notes: contract dicts, or their JSON lines (cheaper to send back)."""
+    results = labeller.label_texts([x.text for x in notes])
+    out = [output_record(x, r, keep_text) for x, r in zip(notes, results)]
+    return [json.dumps(o, ensure_ascii=False) for o in out] if serialize else out
+
+
+def _label_in_worker(notes: list[Note], keep_text: bool, serialize: bool) -> list[Any]:
+    return label_notes(_worker_labeller(), notes, keep_text, serialize)
+
+
+def _merge(chunk: list[Any], results: list[Any], serialize: bool):
     it = iter(results)
     for x in chunk:
         if isinstance(x, Note):
-            yield x, output_record(x, next(it), keep_text)
+            yield x, next(it)
         elif isinstance(x, Labelled):
-            yield x, x.fields
+            yield x, json.dumps(x.fields, ensure_ascii=False) if serialize else x.fields
         else:
             yield x, None
 
 
 def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_path: str | None, jobs: int = 1,
-                  keep_text: bool = False, chunk: int = CHUNK) -> Iterator[tuple[Any, dict[str, Any] | None]]:
-    """(item, output) for every record, in input order, on ``jobs`` processes."""
+                  keep_text: bool = False, chunk: int = CHUNK,
+                  serialize: bool = False) -> Iterator[tuple[Any, Any]]:
+    """(item, output) for every record, in input order, on ``jobs`` processes.
+
+    The output is the contract dict (or, with ``serialize``, its JSON line), ``None`` for a reject.
+    """
     if jobs <= 1:
-        yield from classify_stream(items, labeller or _labeller_for(model_path), keep_text, batch_size=chunk)
+        lab = labeller or _labeller_for(model_path)
+        for part in _chunks(items, chunk):
+            notes = [x for x in part if isinstance(x, Note)]
+            yield from _merge(part, label_notes(lab, notes, keep_text, serialize) if notes else [], serialize)
         return
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
@@ -75,19 +93,20 @@ def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_pat
         with ctx.Pool(jobs, initializer=_init, initargs=(model_path,)) as pool:
             window: deque = deque()
             for part in _chunks(items, chunk):
-                texts = [x.text for x in part if isinstance(x, Note)]
-                window.append((part, pool.apply_async(_label_texts, (texts,)) if texts else None))
+                notes = [x for x in part if isinstance(x, Note)]
+                pending = pool.apply_async(_label_in_worker, (notes, keep_text, serialize)) if notes else None
+                window.append((part, pending))
                 while len(window) > 2 * jobs:
-                    yield from _drain(window.popleft(), keep_text)
+                    yield from _drain(window.popleft(), serialize)
             while window:
-                yield from _drain(window.popleft(), keep_text)
+                yield from _drain(window.popleft(), serialize)
     finally:
         _WORKER.pop("labeller", None)
 
 
-def _drain(entry, keep_text: bool):
+def _drain(entry, serialize: bool):
     part, pending = entry
-    yield from _merge(part, pending.get() if pending is not None else [], keep_text)
+    yield from _merge(part, pending.get() if pending is not None else [], serialize)
 
 
 # --- Dask -------------------------------------------------------------------------------------
@@ -126,7 +145,7 @@ def label_bag(bag, model_path: str | None = None, keep_text: bool = False):
 
 
 def label_records_dask(items: Iterable[Any], model_path: str | None, scheduler: str | None,
-                       keep_text: bool = False, chunk: int = CHUNK, window: int = 8):
+                       keep_text: bool = False, chunk: int = CHUNK, window: int = 8, serialize: bool = False):
     """The ``--engine dask`` path: reading stays here (so rejects and order are exact), labelling
     runs on the cluster's workers, and a bounded window of chunks is in flight."""
     from dask.distributed import Client, LocalCluster
@@ -140,20 +159,22 @@ def label_records_dask(items: Iterable[Any], model_path: str | None, scheduler: 
     try:
         pending: deque = deque()
         for part in _chunks(items, chunk):
-            texts = [x.text for x in part if isinstance(x, Note)]
-            fut = client.submit(_dask_label_texts, texts, model_path, pure=False) if texts else None
+            notes = [x for x in part if isinstance(x, Note)]
+            fut = client.submit(_dask_label_notes, notes, model_path, keep_text, serialize, pure=False) \
+                if notes else None
             pending.append((part, fut))
             while len(pending) > window:
                 part0, fut0 = pending.popleft()
-                yield from _merge(part0, fut0.result() if fut0 is not None else [], keep_text)
+                yield from _merge(part0, fut0.result() if fut0 is not None else [], serialize)
         while pending:
             part0, fut0 = pending.popleft()
-            yield from _merge(part0, fut0.result() if fut0 is not None else [], keep_text)
+            yield from _merge(part0, fut0.result() if fut0 is not None else [], serialize)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _dask_label_texts(texts: list[str], model_path: str | None) -> list[dict[str, Any]]:
-    return list(_labeller_for(model_path).label_texts(texts))
+def _dask_label_notes(notes: list[Note], model_path: str | None, keep_text: bool, serialize: bool) -> list[Any]:
+    """Runs on a Dask worker: the model is loaded there once (cached per process) and reused."""
+    return label_notes(_labeller_for(model_path), notes, keep_text, serialize)

@@ -22,6 +22,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 TERMINAL, CLOSER, NEWLINE, LISTMARK, TITLE, LOWER, SPACE, HEADEND, CONTINUES = (1 << i for i in range(9))
+RULE_FLAGS = (TERMINAL, CLOSER, NEWLINE, LISTMARK, TITLE, LOWER, SPACE, HEADEND, CONTINUES)
 TERMINAL_TOKENS = {".", "!", "?", "...", "..", "?!", "!?", "!!", "??", "…"}
 CLOSING_TOKENS = {'"', "'", ")", "]", "”", "’", "»"}
 # A line break inside a sentence (text wrapped by an export) is only recognised when the line ends
@@ -67,18 +68,10 @@ class NoteSegmenter:
     def __init__(self, nlp: Language, name: str = "note_segmenter"):
         self.name = name
         self.vocab = nlp.vocab
-        self._flags: dict[int, int] = {}
-
-    def _lookup(self, orths: np.ndarray) -> np.ndarray:
-        uniq, inverse = np.unique(orths, return_inverse=True)
-        cache, strings = self._flags, self.vocab.strings
-        vals = np.empty(len(uniq), dtype=np.int64)
-        for i, key in enumerate(uniq.tolist()):
-            f = cache.get(key)
-            if f is None:
-                f = cache[key] = _token_flags(strings[key])
-            vals[i] = f
-        return vals[inverse]
+        # each rule flag is a spaCy lexeme flag: computed once per word type when spaCy first
+        # sees it, then read for whole docs at once with to_array
+        self._flag_ids = [nlp.vocab.add_flag(lambda text, bit=bit: bool(_token_flags(text) & bit))
+                          for bit in RULE_FLAGS]
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))
@@ -97,11 +90,12 @@ class NoteSegmenter:
         docs_nonempty = [d for d in docs if len(d)]
         if not docs_nonempty:
             return docs
-        arrays = [d.to_array([ORTH, SPACY]) for d in docs_nonempty]
+        attrs = [SPACY, *self._flag_ids]
+        arrays = [d.to_array(attrs) for d in docs_nonempty]
         lengths = np.array([len(a) for a in arrays])
-        arr = np.concatenate(arrays)
-        flags = self._lookup(arr[:, 0])
-        ws = arr[:, 1].astype(bool)
+        arr = np.concatenate(arrays).astype(np.int64)
+        flags = arr[:, 1:] @ np.array(RULE_FLAGS, dtype=np.int64)
+        ws = arr[:, 0].astype(bool)
         doc_first = np.zeros(len(arr), dtype=bool)
         doc_first[np.cumsum(lengths) - lengths] = True
         starts = segment_starts(flags, ws, doc_first)
@@ -211,17 +205,23 @@ def _blank_english() -> Language:
     return spacy.blank("en")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segment:
-    """A segment's character offsets into the note's text, and its span."""
+    """A segment: character offsets into the note's text, and its tokens in the note's doc."""
 
     start: int
     end: int
-    span: Span
+    doc: Doc
+    first: int  # token index of the first token
+    last: int  # token index after the last token
+
+    @property
+    def span(self) -> Span:
+        return self.doc[self.first:self.last]
 
     @property
     def text(self) -> str:
-        return self.span.text
+        return self.doc.text[self.start:self.end]
 
 
 def segments_of(doc: Doc) -> list[Segment]:
@@ -235,8 +235,8 @@ def segments_of(doc: Doc) -> list[Segment]:
             e -= 1
         if s == e:
             continue
-        span = doc[s:e]
-        out.append(Segment(span.start_char, span.end_char, span))
+        last = doc[e - 1]
+        out.append(Segment(doc[s].idx, last.idx + len(last), doc, s, e))
     return out
 
 
