@@ -226,11 +226,10 @@ def read_csv(stream: io.TextIOBase, source: str, opts: ReadOptions) -> Iterator[
         return
     rest = stream
     text_stream = _chain_text(sample, rest)
-    try:
-        dialect = csv.Sniffer().sniff(sample.split("\n", 1)[0] or ",", delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(text_stream, dialect)
+    # Excel's quoting rules, with the delimiter the header uses (some locales export ';')
+    header_line = sample.split("\n", 1)[0]
+    delimiter = max(",;\t|", key=lambda d: (header_line.count(d), d == ","))
+    reader = csv.reader(text_stream, csv.excel, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -265,8 +264,8 @@ def read_csv(stream: io.TextIOBase, source: str, opts: ReadOptions) -> Iterator[
         if reason:
             yield Reject(source, start, reason, raw)
             continue
-        if len(row) > len(header):
-            yield Reject(source, start, f"row has {len(row)} fields but the header has {len(header)}", raw)
+        if len(row) != len(header):
+            yield Reject(source, start, f"row has {len(row)} field(s) but the header has {len(header)}", raw)
             continue
         record = dict(zip(header, row))
         yield make_note(record, source, start, opts)
