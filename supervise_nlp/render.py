@@ -310,8 +310,14 @@ def _charts(rep: dict[str, Any]) -> dict[str, str]:
         v = [t["visit"]["balance"] for t in mir["teams"]]
         ax.plot([0, 1], [0, 1], color="#ccc", lw=1)
         ax.scatter(v, s, color="#1f5f8b")
-        for t, x, y in zip(mir["teams"], v, s):
-            ax.annotate(t["team"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        # with many teams, name only the widest supervision/visit gaps and the two ends
+        named = range(len(v))
+        if len(v) > 12:
+            by_gap = sorted(named, key=lambda i: -abs(s[i] - v[i]))[:4]
+            named = {*by_gap, min(named, key=lambda i: v[i]), max(named, key=lambda i: v[i])}
+        for i in named:
+            ax.annotate(mir["teams"][i]["team"], (v[i], s[i]), fontsize=7, xytext=(4, -3),
+                        textcoords="offset points")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("balance of visit notes")
@@ -346,7 +352,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;m
 color:#222;line-height:1.45}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .headline{font-size:1.15rem;background:#f3f7fa;padding:1rem;border-left:4px solid #1f5f8b}
 table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}td,th{padding:.25rem .6rem;border-bottom:1px solid #eee}
-td.n,th.n{text-align:right}.muted{color:#666;font-size:.9rem}svg{max-width:100%;height:auto}
+td.n,th.n{text-align:right;white-space:nowrap}.muted{color:#666;font-size:.9rem}svg{max-width:100%;height:auto}
 """
 
 
