@@ -407,8 +407,14 @@ def mirroring(table: NoteTable, min_notes: int, n_boot: int, seed: int) -> dict[
     return out
 
 
-def trend(table: NoteTable, n_boot: int, seed: int, milestone: dt.date | None = None) -> dict[str, Any]:
-    """Balance by month and, across a milestone date, before against after."""
+def trend(table: NoteTable, n_boot: int, seed: int, milestone: dt.date | None = None,
+          stratum: str | None = None) -> dict[str, Any]:
+    """Balance by month and, across a milestone date, before against after.
+
+    Beside the raw before/after change, the change *within* each stratum (team, by default) is
+    averaged with segment weights, so a shift in which teams wrote the notes is not mistaken for
+    a change in how they write.
+    """
     months = table.column("month") if "month" in table.keys else np.array(
         [f"{d.year}-{d.month:02d}" if d else UNKNOWN for d in table.dates], dtype=object)
     C, P = table.C, table.P
@@ -437,7 +443,31 @@ def trend(table: NoteTable, n_boot: int, seed: int, milestone: dt.date | None = 
             change = parts["after"]["balance"] - parts["before"]["balance"]
         out["milestone"] = {"date": milestone.isoformat(), **parts, "change": change,
                             "change_ci": percentile_ci(boots["after"] - boots["before"])}
+        if stratum and stratum in table.keys:
+            out["milestone"]["within"] = within_change(table, stratum, before, after, n_boot, seed)
     return out
+
+
+def within_change(table: NoteTable, stratum: str, before: np.ndarray, after: np.ndarray, n_boot: int,
+                  seed: int) -> dict[str, Any]:
+    """Segment-weighted mean of each stratum's after-minus-before balance, stratified bootstrap CI."""
+    C, P = table.C, table.P
+    col = table.column(stratum)
+    diffs, weights, boots = [], [], []
+    for g in np.unique(col):
+        b, a = before & (col == g), after & (col == g)
+        tb, ta = int(C[b].sum() + P[b].sum()), int(C[a].sum() + P[a].sum())
+        if not tb or not ta:
+            continue
+        diffs.append(C[a].sum() / ta - C[b].sum() / tb)
+        weights.append(tb + ta)
+        boots.append(bootstrap_balances(C[a], P[a], n_boot, _rng(seed, f"wa|{g}"))
+                     - bootstrap_balances(C[b], P[b], n_boot, _rng(seed, f"wb|{g}")))
+    if not diffs:
+        return {"by": stratum, "groups": 0, "change": None, "change_ci": [None, None]}
+    w = np.array(weights, dtype=float) / sum(weights)
+    return {"by": stratum, "groups": len(diffs), "change": float(np.dot(w, diffs)),
+            "change_ci": percentile_ci(np.nansum(np.vstack(boots) * w[:, None], axis=0))}
 
 
 def note_shares(table: NoteTable) -> tuple[np.ndarray, np.ndarray]:
@@ -517,7 +547,7 @@ def culture_analysis(table: NoteTable, min_notes: int, n_boot: int, seed: int,
     out["outlier_workers"] = outlier_workers(table, min_notes, n_boot, seed)
     if {"supervision", "visit"} <= set(types.tolist()):
         out["mirroring"] = mirroring(table, min_notes, n_boot, seed)
-    out["trend"] = trend(table, n_boot, seed, milestone)
+    out["trend"] = trend(table, n_boot, seed, milestone, stratum="team")
     return out
 
 

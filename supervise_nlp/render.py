@@ -243,6 +243,11 @@ def report_findings(rep: dict[str, Any]) -> list[str]:
     if ms and ms["change"] is not None:
         out.append(f"Since {ms['date']} the balance moved from {ms['before']['balance']:.2f} to "
                    f"{ms['after']['balance']:.2f}: a change of {ms['change']:+.2f} (95% CI {_ci(ms['change_ci'])}).")
+        within = ms.get("within") or {}
+        if within.get("change") is not None:
+            out.append(f"Within the same {within['by']}s ({within['groups']} with notes on both sides), the "
+                       f"balance changed by {within['change']:+.2f} (95% CI {_ci(within['change_ci'])}), which "
+                       f"is not explained by a shift in which {within['by']}s wrote the notes.")
     for k, v in (rep.get("data_quality") or {}).items():
         out.append(f"Data: {v} {k}.")
     return out

@@ -204,3 +204,27 @@ def test_build_table_marks_missing_team_as_unknown():
                        culture=False)
     assert rep["groups"][0]["key"] == {"team": "unknown"} and rep["data_quality"]["notes with no team"] == 1
     assert pairwise([]) == []
+
+
+def test_milestone_change_within_teams_by_hand(data):
+    rep = json.loads(run(data / "classified.jsonl", "--format", "json", "--milestone", "2025-04-01",
+                         "--bootstrap", "200").stdout)
+    within = rep["culture"]["trend"]["milestone"]["within"]
+    # by hand, from the file: per team, after-minus-before pooled share, weighted by segments
+    rows = [json.loads(line) for line in (data / "classified.jsonl").read_text().splitlines()]
+    diffs, weights = [], []
+    for team in sorted({r["team"] for r in rows}):
+        def pooled(sel):
+            c = sum(r["counts"]["change_focused"] for r in sel)
+            p = sum(r["counts"]["procedural"] for r in sel)
+            return c, c + p
+        dated = [r for r in rows if r["team"] == team and r["date"][:4] == "2025"]
+        cb, tb = pooled([r for r in dated if r["date"] < "2025-04-01"])
+        ca, ta = pooled([r for r in dated if r["date"] >= "2025-04-01"])
+        if tb and ta:
+            diffs.append(ca / ta - cb / tb)
+            weights.append(tb + ta)
+    expected = sum(d * w for d, w in zip(diffs, weights)) / sum(weights)
+    assert within["groups"] == len(diffs) and within["change"] == pytest.approx(expected)
+    lo, hi = within["change_ci"]
+    assert lo <= within["change"] <= hi
