@@ -88,6 +88,12 @@ def save_model(model: Any, directory: str | Path, card: dict[str, Any], card_md:
     return out
 
 
+def _compatible(version: str) -> tuple[str, ...]:
+    """The part of a version that must match: major.minor while 0.x (semver), major after."""
+    parts = (version.split(".") + ["0", "0"])[:2]
+    return tuple(parts) if parts[0] == "0" else (parts[0],)
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.exists():
@@ -98,6 +104,13 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: unreadable manifest ({e})") from None
     if manifest.get("package") != "supervise-nlp":
         raise ModelError(f"{directory}: not a supervise-nlp model (manifest names {manifest.get('package')!r})")
+    made_by = str(manifest.get("package_version", "?"))
+    if _compatible(made_by) != _compatible(package_version()):
+        raise ModelError(
+            f"{directory}: model was built by supervise-nlp {made_by}; this is {package_version()}, "
+            "whose models are not interchangeable with it. Retrain it with `supervise-nlp train`, "
+            "or use the matching package version."
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ModelError(
             f"{directory}: model format {manifest.get('format_version')} was written by supervise-nlp "

@@ -359,6 +359,10 @@ def read_source(source: str, opts: ReadOptions, notice=None) -> Iterator[Note | 
     path = Path(source)
     with open(path, "rb") as fh:
         head = fh.read(1024)
+    if not head:
+        if notice:
+            notice(f"{source}: empty file, no records")
+        return
     fmt = opts.input_format if opts.input_format != "auto" else guess_format(path.name, head)
     enc, message = detect_encoding(path, opts.encoding)
     if message and notice:

@@ -67,6 +67,15 @@ def test_model_from_another_format_version_is_refused(mini_model_dir, tmp_path):
         load_model(m)
 
 
+def test_model_built_by_another_package_version_is_refused(mini_model_dir, tmp_path):
+    m = copy(mini_model_dir, tmp_path)
+    manifest = json.loads((m / MANIFEST).read_text())
+    manifest["package_version"] = "9.1.0"
+    (m / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="built by supervise-nlp 9.1.0"):
+        load_model(m)
+
+
 def test_directory_without_manifest_is_not_a_model(tmp_path):
     with pytest.raises(ModelError, match="not a supervise-nlp model directory"):
         load_model(tmp_path)

@@ -105,3 +105,11 @@ def test_stdin_plain_text_and_jsonl(monkeypatch):
     monkeypatch.setattr("sys.stdin", FakeStdin(b'{"id": "s1", "text": "hello"}\n'))
     notes, _ = split(read_records(["-"]))
     assert notes[0].id == "s1"
+
+
+def test_empty_file_is_reported_and_gives_no_records(tmp_path):
+    p = tmp_path / "empty.jsonl"
+    p.write_bytes(b"")
+    said = []
+    assert list(read_records([str(p)], notice=said.append)) == []
+    assert said == [f"{p}: empty file, no records"]
