@@ -87,12 +87,19 @@ def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_pat
         return
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    parts = _chunks(items, chunk)
     if ctx.get_start_method() == "fork" and labeller is not None:
         _WORKER["labeller"] = labeller  # inherited by the forked workers: no reload, no shipping
+        # label the first chunk here: the common words' caches are then warm in every worker
+        first = next(parts, None)
+        if first is None:
+            return
+        notes = [x for x in first if isinstance(x, Note)]
+        yield from _merge(first, label_notes(labeller, notes, keep_text, serialize) if notes else [], serialize)
     try:
         with ctx.Pool(jobs, initializer=_init, initargs=(model_path,)) as pool:
             window: deque = deque()
-            for part in _chunks(items, chunk):
+            for part in parts:
                 notes = [x for x in part if isinstance(x, Note)]
                 pending = pool.apply_async(_label_in_worker, (notes, keep_text, serialize)) if notes else None
                 window.append((part, pending))

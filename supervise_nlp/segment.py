@@ -22,7 +22,6 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 TERMINAL, CLOSER, NEWLINE, LISTMARK, TITLE, LOWER, SPACE, HEADEND, CONTINUES = (1 << i for i in range(9))
-RULE_FLAGS = (TERMINAL, CLOSER, NEWLINE, LISTMARK, TITLE, LOWER, SPACE, HEADEND, CONTINUES)
 TERMINAL_TOKENS = {".", "!", "?", "...", "..", "?!", "!?", "!!", "??", "…"}
 CLOSING_TOKENS = {'"', "'", ")", "]", "”", "’", "»"}
 # A line break inside a sentence (text wrapped by an export) is only recognised when the line ends
@@ -38,6 +37,7 @@ def load_abbreviations() -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
+@lru_cache(maxsize=1 << 20)
 def _token_flags(text: str) -> int:
     f = 0
     if text in TERMINAL_TOKENS or (len(text) > 1 and set(text) <= set(".!?…")):
@@ -68,10 +68,17 @@ class NoteSegmenter:
     def __init__(self, nlp: Language, name: str = "note_segmenter"):
         self.name = name
         self.vocab = nlp.vocab
-        # each rule flag is a spaCy lexeme flag: computed once per word type when spaCy first
-        # sees it, then read for whole docs at once with to_array
-        self._flag_ids = [nlp.vocab.add_flag(lambda text, bit=bit: bool(_token_flags(text) & bit))
-                          for bit in RULE_FLAGS]
+        self._flags: dict[int, int] = {}  # word (ORTH id) -> rule flags, computed once per word
+
+    def _lookup(self, orths: np.ndarray) -> np.ndarray:
+        """Rule flags for every token: one hash factorisation, then one lookup per distinct word."""
+        import pandas as pd
+
+        codes, uniq = pd.factorize(orths)
+        cache, strings = self._flags, self.vocab.strings
+        vals = np.fromiter((cache[k] if k in cache else cache.setdefault(k, _token_flags(strings[k]))
+                            for k in uniq.tolist()), dtype=np.int64, count=len(uniq))
+        return vals[codes]
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))
@@ -90,12 +97,11 @@ class NoteSegmenter:
         docs_nonempty = [d for d in docs if len(d)]
         if not docs_nonempty:
             return docs
-        attrs = [SPACY, *self._flag_ids]
-        arrays = [d.to_array(attrs) for d in docs_nonempty]
+        arrays = [d.to_array([ORTH, SPACY]) for d in docs_nonempty]
         lengths = np.array([len(a) for a in arrays])
-        arr = np.concatenate(arrays).astype(np.int64)
-        flags = arr[:, 1:] @ np.array(RULE_FLAGS, dtype=np.int64)
-        ws = arr[:, 0].astype(bool)
+        arr = np.concatenate(arrays)
+        flags = self._lookup(arr[:, 0])
+        ws = arr[:, 1].astype(bool)
         doc_first = np.zeros(len(arr), dtype=bool)
         doc_first[np.cumsum(lengths) - lengths] = True
         starts = segment_starts(flags, ws, doc_first)
