@@ -101,6 +101,14 @@ def corpus_text(record: Mapping[str, Any]) -> str:
     return sep.join(s["text"] for s in record["segments"])
 
 
+def _json_kind(value: Any) -> str:
+    """How a JSON value is described to a person reading a rejects file."""
+    if isinstance(value, bool):
+        return "true/false"
+    return {int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
 def _is_corpus_record(record: Mapping[str, Any]) -> bool:
     segs = record.get("segments")
     return (
@@ -131,7 +139,7 @@ def make_note(record: dict[str, Any], source: str, line: int, opts: ReadOptions)
     if text is None:
         return Reject(source, line, "text is null", raw)
     if not isinstance(text, str):
-        return Reject(source, line, f"text is a {type(text).__name__}, not a string", raw)
+        return Reject(source, line, f"text is {_json_kind(text)}, not a string", raw)
     if not text.strip():
         return Reject(source, line, "text is empty" if not text else "text is only whitespace", raw)
     if len(text) > opts.max_chars:
@@ -204,11 +212,11 @@ def read_jsonl(stream: BinaryIO, source: str, opts: ReadOptions, encoding: str) 
             record = json.loads(line)
         except json.JSONDecodeError as e:
             truncated = "" if line.rstrip().endswith("}") else " (the line looks cut short)"
-            yield Reject(source, n, f"malformed JSON: {e.msg} at column {e.colno}{truncated}",
+            yield Reject(source, n, f"malformed JSON ({e.msg}, column {e.colno}){truncated}",
                          line.rstrip("\r\n") if opts.keep_raw else None)
             continue
         if not isinstance(record, dict):
-            yield Reject(source, n, f"a JSON {type(record).__name__}, not an object",
+            yield Reject(source, n, f"the line is {_json_kind(record)}, not a JSON object",
                          line.rstrip("\r\n") if opts.keep_raw else None)
             continue
         yield make_note(record, source, n, opts)

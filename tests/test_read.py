@@ -16,10 +16,10 @@ def test_jsonl_notes_and_every_kind_of_bad_line(data):
     notes, rejects = split(read_records([str(data / "notes.jsonl")]))
     assert [n.id for n in notes] == ["n1", "n2", "n5"]
     reasons = {r.line: r.reason for r in rejects}
-    assert reasons[4] == "text is a int, not a string"
+    assert reasons[4] == "text is a number, not a string"
     assert reasons[5] == "text is only whitespace"
     assert reasons[6].startswith("malformed JSON")
-    assert reasons[7] == "a JSON list, not an object"
+    assert reasons[7] == "the line is a list, not a JSON object"
     assert reasons[9] == "text is null"
     assert reasons[10].startswith("no 'text' field")
     assert "cut short" in reasons[11]
