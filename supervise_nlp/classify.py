@@ -20,6 +20,8 @@ from .segment import Segment, get_nlp, segments_of
 
 LABELS = ("procedural", "change_focused", "neutral")
 NOTE_LABELS = ("procedural", "change_focused", "unclassified")
+# keys the output contract adds; an input field with one of these names is kept as input_<name>
+OUTPUT_KEYS = ("label", "change_share", "counts", "segments")
 
 
 def build_pipeline(C: float = 10.0, class_weight: str | None = "balanced", **featurizer_params: Any) -> Pipeline:
@@ -105,7 +107,7 @@ class NoteLabeller:
 
 def output_record(note: Any, labelled: dict[str, Any], keep_text: bool = False) -> dict[str, Any]:
     """The output contract: every input field (text only with ``keep_text``) plus the labels."""
-    out = dict(note.fields)
+    out = {(f"input_{k}" if k in OUTPUT_KEYS else k): v for k, v in note.fields.items()}
     if keep_text:
         out["text"] = note.text
     out.update(labelled)

@@ -146,9 +146,10 @@ class Tally:
         assert t["read"] == t["labelled"] + t["rejected"]
         lines.append(f"total: read {t['read']} = labelled {t['labelled']} + rejected {t['rejected']}")
         if self.duplicates:
-            shown = ", ".join(repr(k) for k in list(self.duplicates)[:5])
-            lines.append(f"{len(self.duplicates)} duplicate id(s), every record kept: {shown}"
-                         + (" ..." if len(self.duplicates) > 5 else ""))
+            # a count, not the ids: ids taken from file names can be people's names
+            extra = sum(self.duplicates.values()) - len(self.duplicates)
+            lines.append(f"{len(self.duplicates)} id(s) appear more than once ({extra} extra record(s)); "
+                         "every record was kept")
         return "\n".join(lines)
 
 
@@ -174,11 +175,26 @@ def default_rejects_path(output: str | None) -> Path:
     return Path("rejects.jsonl")
 
 
+def _refuse_overwriting_inputs(inputs: tuple[str, ...], outputs: list[str | None]) -> None:
+    """Writing over an input while reading it would destroy it: refuse before anything is opened."""
+    import os
+
+    for out in outputs:
+        if not out or out == "-" or not Path(out).exists():
+            continue
+        for inp in inputs:
+            if inp != "-" and Path(inp).exists() and os.path.samefile(inp, out):
+                raise click.ClickException(f"{out}: is also an input; write the output to another file")
+
+
 class RejectsWriter:
-    """Opens the rejects file only when the first reject arrives."""
+    """Opens the rejects file only when the first reject arrives; a stale one from an earlier run
+    is removed at the start, so the file beside an output always belongs to that output."""
 
     def __init__(self, path: Path, keep_raw: bool) -> None:
         self.path, self.keep_raw, self.fh, self.count = path, keep_raw, None, 0
+        if path.exists() and path.is_file():
+            path.unlink()
 
     def write(self, reject) -> None:
         if self.fh is None:
@@ -219,6 +235,7 @@ def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_
 
         opts = _read_options(kw)
         notice = None if kw["quiet"] else _err
+        _refuse_overwriting_inputs(inputs, [output, kw["rejects_path"]])
         items = read_records(inputs, opts, notice=notice)
         first = next(items, None)  # surfaces a bad path before any output file is created
         tally = Tally()
@@ -349,18 +366,23 @@ def _where(values: tuple[str, ...]) -> list[tuple[str, str]]:
 
 def _pseudonym_keys(enabled: bool, teams_too: bool, key_file: str | None, output: str) -> dict[str, bytes] | None:
     """The pseudonym key: the user's file, or one created beside the output (kept for next time)."""
-    if not enabled:
+    if not (enabled or teams_too):
         return None
+    import os
     import secrets
 
     path = Path(key_file) if key_file else (
         Path(output).with_name("supervise-nlp.key") if output != "-" else Path("supervise-nlp.key"))
     if path.exists():
         key = path.read_bytes().strip()
+        if len(key) < 32:
+            raise click.ClickException(f"{path}: a pseudonym key must hold at least 32 bytes (this one has "
+                                       f"{len(key)}); delete it to have a new one made")
     else:
         key = secrets.token_hex(32).encode()
-        path.write_bytes(key + b"\n")
-        path.chmod(0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private from the first byte
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key + b"\n")
         _err(f"pseudonym key created in {path}: keep it private, and reuse it for codes that match across reports")
     keys = {"worker": key}
     if teams_too:
@@ -392,7 +414,7 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
 @click.option("--min-notes", type=int, default=5, show_default=True,
               help="Groups with fewer notes are not shown on their own.")
 @click.option("--pseudonymise", is_flag=True, help="Replace worker names with stable keyed codes.")
-@click.option("--pseudonymise-teams", is_flag=True, help="With --pseudonymise, replace team names too.")
+@click.option("--pseudonymise-teams", is_flag=True, help="Replace team names too (implies --pseudonymise).")
 @click.option("--key-file", type=click.Path(dir_okay=False), help="Pseudonym key file (created if missing).")
 @click.option("--include-examples", type=int, default=0, show_default=True,
               help="Show the N most clearly procedural and change-focused sentences per group (note text!).")
@@ -500,11 +522,21 @@ def explain(source: str, fmt: str, output: str, model_path: str | None, top: int
         _write_text(out, output, colour=use_colour)
 
 
+def _is_file(source: str) -> bool:
+    """Is the argument a path? A note pasted as the argument is not, however it looks."""
+    if "\n" in source or len(source) > 1024:
+        return False
+    try:
+        return Path(source).is_file()
+    except OSError:  # e.g. a name too long for the file system: it is the note itself
+        return False
+
+
 def _note_text(source: str) -> str:
     if source == "-":
         data = sys.stdin.buffer.read()
         text = data.decode("utf-8-sig", errors="replace")
-    elif Path(source).is_file():
+    elif _is_file(source):
         text = Path(source).read_bytes().decode("utf-8-sig", errors="replace")
     else:
         text = source

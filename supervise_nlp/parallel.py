@@ -23,12 +23,14 @@ _WORKER: dict[str, Any] = {}
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Chunks of ``size`` notes; rejects and passed-through records count too (up to 4x), so a
+    file of bad lines cannot pile up in memory."""
     chunk: list[Any] = []
     notes = 0
     for item in items:
         chunk.append(item)
         notes += isinstance(item, Note)
-        if notes >= size:
+        if notes >= size or len(chunk) >= 4 * size:
             yield chunk
             chunk, notes = [], 0
     if chunk:
@@ -61,13 +63,16 @@ def _label_in_worker(notes: list[Note], keep_text: bool, serialize: bool) -> lis
     return label_notes(_worker_labeller(), notes, keep_text, serialize)
 
 
-def _merge(chunk: list[Any], results: list[Any], serialize: bool):
+def _merge(chunk: list[Any], results: list[Any], serialize: bool, keep_text: bool = False):
     it = iter(results)
     for x in chunk:
         if isinstance(x, Note):
             yield x, next(it)
         elif isinstance(x, Labelled):
-            yield x, json.dumps(x.fields, ensure_ascii=False) if serialize else x.fields
+            # already classify output: passed through, never labelled again; its text stays out
+            # unless --keep-text asks for it, as for any note
+            fields = x.fields if keep_text else {k: v for k, v in x.fields.items() if k != "text"}
+            yield x, json.dumps(fields, ensure_ascii=False) if serialize else fields
         else:
             yield x, None
 
@@ -83,7 +88,8 @@ def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_pat
         lab = labeller or _labeller_for(model_path)
         for part in _chunks(items, chunk):
             notes = [x for x in part if isinstance(x, Note)]
-            yield from _merge(part, label_notes(lab, notes, keep_text, serialize) if notes else [], serialize)
+            yield from _merge(part, label_notes(lab, notes, keep_text, serialize) if notes else [], serialize,
+                              keep_text)
         return
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
@@ -95,7 +101,8 @@ def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_pat
         if first is None:
             return
         notes = [x for x in first if isinstance(x, Note)]
-        yield from _merge(first, label_notes(labeller, notes, keep_text, serialize) if notes else [], serialize)
+        yield from _merge(first, label_notes(labeller, notes, keep_text, serialize) if notes else [], serialize,
+                          keep_text)
     try:
         with ctx.Pool(jobs, initializer=_init, initargs=(model_path,)) as pool:
             window: deque = deque()
@@ -104,16 +111,16 @@ def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_pat
                 pending = pool.apply_async(_label_in_worker, (notes, keep_text, serialize)) if notes else None
                 window.append((part, pending))
                 while len(window) > 2 * jobs:
-                    yield from _drain(window.popleft(), serialize)
+                    yield from _drain(window.popleft(), serialize, keep_text)
             while window:
-                yield from _drain(window.popleft(), serialize)
+                yield from _drain(window.popleft(), serialize, keep_text)
     finally:
         _WORKER.pop("labeller", None)
 
 
-def _drain(entry, serialize: bool):
+def _drain(entry, serialize: bool, keep_text: bool):
     part, pending = entry
-    yield from _merge(part, pending.get() if pending is not None else [], serialize)
+    yield from _merge(part, pending.get() if pending is not None else [], serialize, keep_text)
 
 
 # --- Dask -------------------------------------------------------------------------------------
@@ -172,10 +179,10 @@ def label_records_dask(items: Iterable[Any], model_path: str | None, scheduler: 
             pending.append((part, fut))
             while len(pending) > window:
                 part0, fut0 = pending.popleft()
-                yield from _merge(part0, fut0.result() if fut0 is not None else [], serialize)
+                yield from _merge(part0, fut0.result() if fut0 is not None else [], serialize, keep_text)
         while pending:
             part0, fut0 = pending.popleft()
-            yield from _merge(part0, fut0.result() if fut0 is not None else [], serialize)
+            yield from _merge(part0, fut0.result() if fut0 is not None else [], serialize, keep_text)
     finally:
         client.close()
         if cluster is not None:

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -125,6 +126,8 @@ def make_note(record: dict[str, Any], source: str, line: int, opts: ReadOptions)
     fields: dict[str, Any] = {}
     mapped = {opts.column(k): k for k in STANDARD_FIELDS if opts.column(k) != k}
     for key, value in record.items():
+        if key in mapped.values() and key not in mapped:
+            key = f"input_{key}"  # a column named like a mapped field keeps its value, renamed
         fields[mapped.get(key, key)] = value
     if _is_classified(fields):
         return Labelled(fields, source, line)
@@ -172,15 +175,19 @@ def detect_encoding(path: Path, encoding: str) -> tuple[str, str | None]:
             return "utf-8-sig", None
         except UnicodeDecodeError:
             pass
+    utf8_text = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
     try:
-        with open(path, encoding="cp1252") as fh:
-            while fh.read(1 << 20):
-                pass
+        with open(path, "rb") as fh:
+            data_seen_utf8 = False
+            while chunk := fh.read(1 << 20):
+                chunk.decode("cp1252")
+                data_seen_utf8 = data_seen_utf8 or bool(utf8_text.search(chunk))
     except UnicodeDecodeError:
-        return "utf-8-sig", (
-            f"{path}: not valid UTF-8 nor Windows-1252; lines that cannot be decoded are rejected "
-            "(name the encoding with --encoding)"
-        )
+        data_seen_utf8 = True
+    if data_seen_utf8:
+        # mostly UTF-8 with some bad bytes: reading it all as Windows-1252 would garble every name
+        return "utf-8-sig", (f"{path}: not valid UTF-8 throughout; records with undecodable bytes are "
+                             "rejected (name the encoding with --encoding)")
     return "cp1252", f"{path}: not valid UTF-8; read as Windows-1252 (set --encoding to override)"
 
 
@@ -200,6 +207,27 @@ def _decode_lines(stream: BinaryIO, encoding: str) -> Iterator[tuple[int, str | 
 # --- JSON Lines ------------------------------------------------------------------------------
 
 
+def _no_constant(name: str) -> None:
+    """NaN and Infinity are not JSON; read them as null so the output stays valid JSON."""
+    return None
+
+
+def read_json_array(data: bytes, source: str, opts: ReadOptions, encoding: str) -> Iterator[Note | Reject]:
+    """A ``.json`` file holding one array of notes: each item is a record (line = item number)."""
+    try:
+        items = json.loads(data.decode("utf-8" if encoding == "utf-8-sig" else encoding).lstrip("\ufeff"),
+                           parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        yield Reject(source, 1, f"not a readable JSON array ({e}); JSON Lines (one note per line) reads "
+                                "record by record")
+        return
+    for i, rec in enumerate(items, 1):
+        if isinstance(rec, dict):
+            yield make_note(rec, source, i, opts)
+        else:
+            yield Reject(source, i, f"item {i} of the array is {_json_kind(rec)}, not a JSON object")
+
+
 def read_jsonl(stream: BinaryIO, source: str, opts: ReadOptions, encoding: str) -> Iterator[Note | Labelled | Reject]:
     for n, line, raw in _decode_lines(stream, encoding):
         if line is None:
@@ -209,7 +237,7 @@ def read_jsonl(stream: BinaryIO, source: str, opts: ReadOptions, encoding: str) 
         if not line.strip():
             continue  # blank lines are layout, not records
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as e:
             truncated = "" if line.rstrip().endswith("}") else " (the line looks cut short)"
             yield Reject(source, n, f"malformed JSON ({e.msg}, column {e.colno}){truncated}",
@@ -225,30 +253,35 @@ def read_jsonl(stream: BinaryIO, source: str, opts: ReadOptions, encoding: str) 
 # --- CSV -------------------------------------------------------------------------------------
 
 
-def read_csv(stream: io.TextIOBase, source: str, opts: ReadOptions) -> Iterator[Note | Reject]:
-    """Excel-style CSV: quoted fields may hold newlines, so records are counted by start line."""
-    try:
-        sample = stream.read(64 * 1024)
-    except UnicodeDecodeError as e:
-        yield Reject(source, 1, f"file is not valid text in this encoding ({e.reason}); try --encoding cp1252")
-        return
-    rest = stream
-    text_stream = _chain_text(sample, rest)
+def read_csv(stream: io.TextIOBase, source: str, opts: ReadOptions, encoding: str = "utf-8") -> Iterator[Note | Reject]:
+    """Excel-style CSV: quoted fields may hold newlines, so records are counted by start line.
+
+    The stream is decoded with ``surrogateescape``: a row holding bytes that are not valid in the
+    encoding is rejected on its own, and the rest of the file is still read.
+    """
+    csv.field_size_limit(max(opts.max_chars * 4 + 1, 131072))  # the limit is --max-chars, not csv's
+    sample = stream.read(64 * 1024)
+    text_stream = _chain_text(sample, stream)
     # Excel's quoting rules, with the delimiter the header uses (some locales export ';')
-    header_line = sample.split("\n", 1)[0]
+    header_line = sample.splitlines()[0] if sample else ""
     delimiter = max(",;\t|", key=lambda d: (header_line.count(d), d == ","))
     reader = csv.reader(text_stream, csv.excel, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         return
-    except (csv.Error, UnicodeDecodeError) as e:
+    except csv.Error as e:
         yield Reject(source, 1, f"unreadable CSV header: {e}")
         return
     header = [h.lstrip("\ufeff").strip() for h in header]
     if opts.column("text") not in header:
-        cols = ", ".join(header[:12])
-        reason = f"CSV has no '{opts.column('text')}' column (columns: {cols}); map it with --text-field"
+        # the first row may be data (no header row): count it, and never echo note text
+        looks_like_names = all(len(h) <= 40 and not re.search(r"[.!?]\s", h) for h in header)
+        cols = ("columns: " + ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+                if looks_like_names else "the first row does not look like a header row")
+        reason = (f"CSV has no '{opts.column('text')}' column ({cols}); map it with --text-field, "
+                  "or add a header row")
+        yield Reject(source, 1, reason + " [this is the first row]")
     else:
         reason = None
     line = reader.line_num + 1
@@ -258,17 +291,19 @@ def read_csv(stream: io.TextIOBase, source: str, opts: ReadOptions) -> Iterator[
             row = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError as e:
-            yield Reject(source, start, f"bytes not valid in this encoding ({e.reason}); try --encoding cp1252")
-            return
         except csv.Error as e:
-            yield Reject(source, start, f"malformed CSV: {e}")
-            line = reader.line_num + 1
-            continue
+            # after a parse error csv cannot tell where the next record starts: stop, and say so
+            yield Reject(source, start, f"malformed CSV ({e}); the rest of the file from this line was not read")
+            return
         line = reader.line_num + 1
         if not row or all(not c.strip() for c in row):
             continue
         raw = ",".join(row) if opts.keep_raw else None
+        if any(_UNDECODABLE.search(c) for c in row):
+            hint = "try --encoding cp1252 for Excel on Windows" if "utf" in encoding else "check --encoding"
+            yield Reject(source, start, f"row holds bytes that are not valid {encoding} ({hint})",
+                         raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if raw else None)
+            continue
         if reason:
             yield Reject(source, start, reason, raw)
             continue
@@ -279,9 +314,12 @@ def read_csv(stream: io.TextIOBase, source: str, opts: ReadOptions) -> Iterator[
         yield make_note(record, source, start, opts)
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 def _chain_text(first: str, rest: io.TextIOBase) -> Iterator[str]:
     """Lines of ``first`` followed by the rest of the stream, without reading it all into memory."""
-    buf = io.StringIO(first)
+    buf = io.StringIO(first, newline="")  # split on \r, \n and \r\n alike, as the stream does
     pending = ""
     for line in buf:
         if line.endswith(("\n", "\r")):
@@ -324,7 +362,7 @@ def guess_format(name: str, head: bytes = b"") -> str:
     return "jsonl" if stripped.startswith(b"{") else "txt"
 
 
-def iter_sources(inputs: Iterable[str]) -> Iterator[str]:
+def iter_sources(inputs: Iterable[str], notice=None) -> Iterator[str]:
     """Expand folders to their .txt files; check every path exists before any work starts."""
     out = []
     for item in inputs:
@@ -335,9 +373,12 @@ def iter_sources(inputs: Iterable[str]) -> Iterator[str]:
         if not p.exists():
             raise InputError(f"{item}: no such file or folder")
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".txt" and f.is_file())
+            entries = list(p.iterdir())
+            files = sorted(f for f in entries if f.suffix.lower() == ".txt" and f.is_file())
             if not files:
                 raise InputError(f"{item}: folder has no .txt files")
+            if notice and len(files) < len(entries):
+                notice(f"{item}: {len(entries) - len(files)} entr(ies) that are not .txt files were skipped")
             out.extend(str(f) for f in files)
         elif not os.access(p, os.R_OK):
             raise InputError(f"{item}: cannot be read (permission denied)")
@@ -352,6 +393,8 @@ def read_source(source: str, opts: ReadOptions, notice=None) -> Iterator[Note | 
         data = sys.stdin.buffer.read()
         fmt = opts.input_format if opts.input_format != "auto" else guess_format("", data[:1024])
         enc = "utf-8-sig" if opts.encoding == "auto" else opts.encoding
+        if fmt == "txt" and opts.input_format == "auto" and notice:
+            notice("standard input read as one plain-text note (use --input-format csv or jsonl for an export)")
         if fmt == "txt":
             try:
                 text = data.decode("utf-8" if enc == "utf-8-sig" else enc).removeprefix("\ufeff")
@@ -360,7 +403,8 @@ def read_source(source: str, opts: ReadOptions, notice=None) -> Iterator[Note | 
                 return
             yield make_note({"id": "stdin", "text": text}, "<stdin>", 1, opts)
         elif fmt == "csv":
-            yield from read_csv(io.TextIOWrapper(io.BytesIO(data), encoding=enc, newline=""), "<stdin>", opts)
+            yield from read_csv(io.TextIOWrapper(io.BytesIO(data), encoding=enc, newline="", errors="surrogateescape"),
+                                "<stdin>", opts, enc)
         else:
             yield from read_jsonl(io.BytesIO(data), "<stdin>", opts, enc)
         return
@@ -378,8 +422,11 @@ def read_source(source: str, opts: ReadOptions, notice=None) -> Iterator[Note | 
     if fmt == "txt":
         yield read_txt(path, opts, enc)
     elif fmt == "csv":
-        with open(path, encoding="utf-8" if enc == "utf-8-sig" else enc, newline="", errors="strict") as fh:
-            yield from read_csv(fh, source, opts)
+        with open(path, encoding="utf-8" if enc == "utf-8-sig" else enc, newline="",
+                  errors="surrogateescape") as fh:
+            yield from read_csv(fh, source, opts, enc)
+    elif head.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"["):
+        yield from read_json_array(path.read_bytes(), source, opts, enc)
     else:
         with open(path, "rb") as fh:
             yield from read_jsonl(fh, source, opts, enc)
@@ -388,7 +435,7 @@ def read_source(source: str, opts: ReadOptions, notice=None) -> Iterator[Note | 
 def read_records(inputs: Iterable[str], opts: ReadOptions | None = None, notice=None) -> Iterator[Note | Reject]:
     """All records of all inputs, in order. Raises :class:`InputError` before reading if a path is bad."""
     opts = opts or ReadOptions()
-    for source in list(iter_sources(inputs)):
+    for source in list(iter_sources(inputs, notice)):
         yield from read_source(source, opts, notice)
 
 

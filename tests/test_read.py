@@ -57,8 +57,50 @@ def test_forcing_utf8_on_windows_1252_rejects_with_a_hint(data):
 
 def test_csv_without_text_column_rejects_every_row_with_the_columns_named(data):
     notes, rejects = split(read_records([str(data / "no_text_column.csv")]))
-    assert not notes and len(rejects) == 1
+    # the first row may itself be a note (no header row), so it is counted too
+    assert not notes and [r.line for r in rejects] == [1, 2]
     assert "no 'text' column" in rejects[0].reason and "body" in rejects[0].reason
+
+
+def test_headerless_csv_counts_its_first_row_and_never_echoes_note_text(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text('a1,Team A,Mum disclosed that she is pregnant. She is scared.\r\n'
+                 'a2,Team A,Second note.\r\n', encoding="utf-8")
+    notes, rejects = split(read_records([str(p)]))
+    assert not notes and [r.line for r in rejects] == [1, 2]
+    assert all("pregnant" not in r.reason for r in rejects)
+
+
+def test_csv_note_over_csv_default_field_limit_is_one_record(tmp_path):
+    p = tmp_path / "big.csv"
+    long_note = ("Para, with a comma and a \"quote\".\n" * 6000)
+    p.write_text('id,team,text\r\n1,A,"' + long_note.replace('"', '""') + '"\r\n2,B,short\r\n', encoding="utf-8")
+    notes, rejects = split(read_records([str(p)]))
+    assert [n.id for n in notes] == ["1", "2"] and not rejects
+    assert notes[0].text == long_note and notes[0].fields["team"] == "A"
+
+
+def test_mac_cr_line_endings_and_one_bad_byte_lose_no_other_row(tmp_path):
+    p = tmp_path / "mac.csv"
+    p.write_bytes(b"id,text\r1,one\r2,tw\x81o\r3,three\r")
+    notes, rejects = split(read_records([str(p)]))
+    assert [n.id for n in notes] == ["1", "3"] and [r.line for r in rejects] == [3]
+    assert "not valid" in rejects[0].reason
+
+
+def test_json_array_file_and_nan_fields(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text('[{"id": 1, "text": "one.", "score": NaN}, 5, {"id": 3, "text": "three."}]')
+    notes, rejects = split(read_records([str(p)]))
+    assert [n.id for n in notes] == [1, 3] and notes[0].fields["score"] is None
+    assert rejects[0].line == 2 and "not a JSON object" in rejects[0].reason
+
+
+def test_mapped_field_does_not_overwrite_a_column_of_the_standard_name(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text("id,text,Case note\r\n1,an old summary,Mum said she wants to try.\r\n")
+    notes, _ = split(read_records([str(p)], ReadOptions(field_map={"text": "Case note"})))
+    assert notes[0].text == "Mum said she wants to try." and notes[0].fields["input_text"] == "an old summary"
 
 
 def test_field_mapping_renames_columns(data):
