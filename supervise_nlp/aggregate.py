@@ -268,17 +268,21 @@ def pairwise(groups: Sequence[GroupResult], alpha: float = 0.05) -> list[dict[st
                 continue
             se = float(np.sqrt(np.nanvar(a.boot) + np.nanvar(b.boot)))
             diff = a.summary["balance"] - b.summary["balance"]
-            p = float(2 * norm.sf(abs(diff) / se)) if se > 0 else (0.0 if diff else 1.0)
-            pairs.append({"a": a.key, "b": b.key, "difference": diff, "se": se, "p": p})
-    if not pairs:
-        return []
-    m = len(pairs)
-    z = norm.ppf(1 - alpha / (2 * m))
-    adjusted = multipletests([p["p"] for p in pairs], alpha=alpha, method="holm")[1]
-    for p, adj in zip(pairs, adjusted):
-        p["ci_bonferroni"] = [p["difference"] - z * p["se"], p["difference"] + z * p["se"]]
-        p["p_holm"] = float(adj)
-        p["significant"] = bool(adj < alpha)
+            testable = bool(np.isfinite(se) and se > 0 and a.summary["notes"] >= 2 and b.summary["notes"] >= 2)
+            p = float(2 * norm.sf(abs(diff) / se)) if testable else None
+            pairs.append({"a": a.key, "b": b.key, "difference": diff, "se": se if testable else None, "p": p})
+    tested = [x for x in pairs if x["p"] is not None]
+    m = len(tested)
+    if m:
+        z = norm.ppf(1 - alpha / (2 * m))
+        adjusted = multipletests([x["p"] for x in tested], alpha=alpha, method="holm")[1]
+        for x, adj in zip(tested, adjusted):
+            x["ci_bonferroni"] = [x["difference"] - z * x["se"], x["difference"] + z * x["se"]]
+            x["p_holm"] = float(adj)
+            x["significant"] = bool(adj < alpha)
+    for x in pairs:
+        if x["p"] is None:  # a single note, or no variation between resamples: nothing to test
+            x.update({"ci_bonferroni": [None, None], "p_holm": None, "significant": None})
     return pairs
 
 
@@ -298,11 +302,16 @@ def variance_components(shares: np.ndarray, teams: np.ndarray, workers: np.ndarr
     df = pd.DataFrame({"share": shares, "team": teams, "worker": [f"{t}|{w}" for t, w in zip(teams, workers)]})
     if df["team"].nunique() < 2 or df["worker"].nunique() <= df["team"].nunique():
         return {"method": None, "reason": "needs at least two teams and more workers than teams"}
+    if float(np.var(shares)) == 0.0:
+        return {"method": None, "reason": "every note has the same change share: there is no variation to split"}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = smf.mixedlm("share ~ 1", df, groups=df["team"], re_formula="1",
-                            vc_formula={"worker": "0 + C(worker)"})
-        fit = model.fit(reml=True, method=["lbfgs", "powell"])
+        try:
+            model = smf.mixedlm("share ~ 1", df, groups=df["team"], re_formula="1",
+                                vc_formula={"worker": "0 + C(worker)"})
+            fit = model.fit(reml=True, method=["lbfgs", "powell"])
+        except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as e:
+            return {"method": None, "reason": f"the mixed model could not be fitted ({e})"}
     team_var = max(float(fit.cov_re.iloc[0, 0]), 0.0)
     worker_var = max(float(fit.vcomp[0]), 0.0)
     within = float(fit.scale)
@@ -323,59 +332,99 @@ def variance_components(shares: np.ndarray, teams: np.ndarray, workers: np.ndarr
     }
 
 
-def outlier_workers(table: NoteTable, min_notes: int, n_boot: int, seed: int,
-                    alpha: float = 0.05) -> list[dict[str, Any]]:
-    """Workers whose balance differs from the rest of their own team (Holm-adjusted).
+def _pair_permutation_p(Ca: np.ndarray, Pa: np.ndarray, Cb: np.ndarray, Pb: np.ndarray, n_perm: int,
+                        rng: np.random.Generator) -> float:
+    """Two-sided permutation p-value for a difference in pooled change share, shuffling notes."""
+    C = np.concatenate([Ca, Cb]).astype(float)
+    P = np.concatenate([Pa, Pb]).astype(float)
+    is_a = np.zeros(len(C), dtype=bool)
+    is_a[: len(Ca)] = True
 
-    Only teams with at least three workers who each have ``min_notes`` notes can single out one
-    worker: with two, "the rest of the team" is the other worker and the data cannot say which of
-    the two is unusual, so such pairs are reported as differing (``pair_differs``), not as outliers.
+    def diff(mask: np.ndarray) -> np.ndarray:
+        ca, pa = mask @ C, mask @ P
+        cb, pb = (~mask) @ C, (~mask) @ P
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.abs(ca / (ca + pa) - cb / (cb + pb))
+
+    observed = diff(is_a[None, :])[0]
+    perms = rng.permuted(np.tile(is_a, (n_perm, 1)), axis=1)
+    null = diff(perms)
+    return float((np.sum(null >= observed - 1e-12) + 1) / (n_perm + 1))
+
+
+def outlier_workers(table: NoteTable, min_notes: int, n_boot: int, seed: int, alpha: float = 0.05,
+                    n_perm: int = 2000) -> list[dict[str, Any]]:
+    """Workers whose recording differs from each of their colleagues in the team.
+
+    Every pair of workers in a team (each with ``min_notes`` notes) is compared by a permutation
+    test that shuffles their notes; p-values are Holm-adjusted within the team (the question asked
+    is "is anyone in this team unusual?"). A worker in a team of three or more is an ``outlier``
+    only when they differ significantly, in the same direction, from *each* colleague, so a real
+    outlier does not make their colleagues look unusual too.
+    With two workers the data cannot say which is unusual: the pair is reported as differing.
     """
-    from scipy.stats import norm
     from statsmodels.stats.multitest import multipletests
 
     teams, workers = table.column("team"), table.column("worker")
     C, P = table.C, table.P
-    rows = []
+    pairs: list[dict[str, Any]] = []
+    members: dict[str, list[str]] = {}
     for team in np.unique(teams):
         in_team = teams == team
-        names = [w for w in np.unique(workers[in_team])
+        names = [str(w) for w in np.unique(workers[in_team])
                  if w != UNKNOWN and (in_team & (workers == w)).sum() >= min_notes]
         if len(names) < 2:
             continue
-        pair = len(names) == 2
-        for w in names[:1] if pair else names:
-            mine = in_team & (workers == w)
-            rest = in_team & (workers != w) & np.isin(workers, names)
-            bm = bootstrap_balances(C[mine], P[mine], n_boot, _rng(seed, f"w|{team}|{w}"))
-            br = bootstrap_balances(C[rest], P[rest], n_boot, _rng(seed, f"r|{team}|{w}"))
+        members[str(team)] = names
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                ma, mb = in_team & (workers == a), in_team & (workers == b)
+                ba = change_share({"procedural": int(P[ma].sum()), "change_focused": int(C[ma].sum())})
+                bb = change_share({"procedural": int(P[mb].sum()), "change_focused": int(C[mb].sum())})
+                if ba is None or bb is None:
+                    continue
+                p = _pair_permutation_p(C[ma], P[ma], C[mb], P[mb], n_perm, _rng(seed, f"pair|{team}|{a}|{b}"))
+                pairs.append({"team": str(team), "a": a, "b": b, "difference": ba - bb, "p": p})
+    if not pairs:
+        return []
+    for team in members:
+        in_team = [x for x in pairs if x["team"] == team]
+        if not in_team:
+            continue
+        adjusted = multipletests([x["p"] for x in in_team], alpha=alpha, method="holm")[1]
+        for x, adj in zip(in_team, adjusted):
+            x["p_holm"] = float(adj)
+    rows = []
+    for team, names in members.items():
+        for w in names if len(names) > 2 else names[:1]:
+            mine = (teams == team) & (workers == w)
+            rest = (teams == team) & (workers != w) & np.isin(workers, names)
             wb = change_share({"procedural": int(P[mine].sum()), "change_focused": int(C[mine].sum())})
             rb = change_share({"procedural": int(P[rest].sum()), "change_focused": int(C[rest].sum())})
-            if wb is None or rb is None:
+            mine_pairs = [x for x in pairs if x["team"] == team and w in (x["a"], x["b"])]
+            if wb is None or rb is None or not mine_pairs:
                 continue
-            se = float(np.sqrt(np.nanvar(bm) + np.nanvar(br)))
-            diff = wb - rb
-            row = {"team": str(team), "worker": str(w), "notes": int(mine.sum()), "balance": wb,
-                   "rest_of_team_balance": rb, "difference": diff, "ci": [diff - 1.96 * se, diff + 1.96 * se],
-                   "p": float(2 * norm.sf(abs(diff) / se)) if se > 0 else 1.0, "team_workers": len(names)}
-            if pair:
-                row["other_worker"] = str(names[1])
+            signs = {np.sign(x["difference"] if x["a"] == w else -x["difference"]) for x in mine_pairs}
+            all_differ = all(x["p_holm"] < alpha for x in mine_pairs) and len(signs) == 1
+            bm = bootstrap_balances(C[mine], P[mine], n_boot, _rng(seed, f"w|{team}|{w}"))
+            br = bootstrap_balances(C[rest], P[rest], n_boot, _rng(seed, f"r|{team}|{w}"))
+            row = {"team": team, "worker": w, "notes": int(mine.sum()), "balance": wb,
+                   "rest_of_team_balance": rb, "difference": wb - rb,
+                   "ci": percentile_ci(bm - br), "team_workers": len(names),
+                   "p": max(x["p"] for x in mine_pairs), "p_holm": max(x["p_holm"] for x in mine_pairs),
+                   "outlier": all_differ and len(names) >= 3, "pair_differs": all_differ and len(names) == 2}
+            if len(names) == 2:
+                row["other_worker"] = names[1]
             rows.append(row)
-    if rows:
-        adj = multipletests([r["p"] for r in rows], alpha=alpha, method="holm")[1]
-        for r, a in zip(rows, adj):
-            r["p_holm"] = float(a)
-            significant = bool(a < alpha)
-            r["outlier"] = significant and r["team_workers"] >= 3
-            r["pair_differs"] = significant and r["team_workers"] == 2
-    return sorted(rows, key=lambda r: r["p"])
+    return sorted(rows, key=lambda r: r["p_holm"])
 
 
 def mirroring(table: NoteTable, min_notes: int, n_boot: int, seed: int) -> dict[str, Any]:
     """Each team's supervision balance against its visit balance, and how they move together."""
     from scipy.stats import pearsonr, spearmanr
 
-    teams, types = table.column("team"), table.column("type")
+    teams = table.column("team")
+    types = np.array([str(t).strip().lower() for t in table.column("type")], dtype=object)
     C, P = table.C, table.P
     rows = []
     for team in np.unique(teams):
@@ -408,7 +457,7 @@ def mirroring(table: NoteTable, min_notes: int, n_boot: int, seed: int) -> dict[
 
 
 def trend(table: NoteTable, n_boot: int, seed: int, milestone: dt.date | None = None,
-          stratum: str | None = None) -> dict[str, Any]:
+          stratum: str | None = None, min_notes: int = 1) -> dict[str, Any]:
     """Balance by month and, across a milestone date, before against after.
 
     Beside the raw before/after change, the change *within* each stratum (team, by default) is
@@ -419,13 +468,17 @@ def trend(table: NoteTable, n_boot: int, seed: int, milestone: dt.date | None = 
         [f"{d.year}-{d.month:02d}" if d else UNKNOWN for d in table.dates], dtype=object)
     C, P = table.C, table.P
     series = []
+    held_months = 0
     for m in sorted(set(months.tolist()) - {UNKNOWN}):
         sel = months == m
+        if sel.sum() < min_notes:  # small months are not shown on their own either
+            held_months += 1
+            continue
         boot = bootstrap_balances(C[sel], P[sel], n_boot, _rng(seed, f"month|{m}"))
         series.append({"month": m, "notes": int(sel.sum()),
                        "balance": change_share({"procedural": int(P[sel].sum()), "change_focused": int(C[sel].sum())}),
                        "balance_ci": percentile_ci(boot)})
-    out: dict[str, Any] = {"by_month": series}
+    out: dict[str, Any] = {"by_month": series, "months_held_back": held_months}
     if milestone:
         dated = np.array([d is not None for d in table.dates])
         after = np.array([d is not None and d >= milestone for d in table.dates])
@@ -496,6 +549,11 @@ def build_report(
     groups = group_by(table, by, n_boot, seed)
     shown = [g for g in groups if g.summary["notes"] >= min_notes]
     held = [g for g in groups if g.summary["notes"] < min_notes]
+    if len(held) == 1 and shown and min_notes > 1:
+        # one held-back group could be recovered as overall minus the rest: hold back the next smallest too
+        smallest = min(shown, key=lambda g: g.summary["notes"])
+        shown.remove(smallest)
+        held.append(smallest)
     shown.sort(key=lambda g: (g.summary["balance"] is None, g.summary["balance"] or 0))
     rows = []
     for g in shown:
@@ -503,7 +561,6 @@ def build_report(
         if include_examples:
             row["examples"] = top_examples(table, g.rows, include_examples)
         rows.append(row)
-    all_rows = np.arange(len(table))
     overall_boot = bootstrap_balances(table.C, table.P, n_boot, _rng(seed, "overall"))
     report: dict[str, Any] = {
         "input": input_counts,
@@ -528,14 +585,13 @@ def build_report(
         }
     else:
         report["comparison"] = {"overall": None, "pairwise": []}
-    if culture and len(table):
-        report["culture"] = culture_analysis(table, min_notes, n_boot, seed, milestone)
-    del all_rows
+    report["culture"] = culture_analysis(table, min_notes, n_boot, seed, milestone, n_perm) \
+        if culture and len(table) else None
     return report
 
 
 def culture_analysis(table: NoteTable, min_notes: int, n_boot: int, seed: int,
-                     milestone: dt.date | None) -> dict[str, Any]:
+                     milestone: dt.date | None, n_perm: int = 2000) -> dict[str, Any]:
     out: dict[str, Any] = {}
     shares, ok = note_shares(table)
     teams, workers, types = table.column("team"), table.column("worker"), table.column("type")
@@ -544,10 +600,10 @@ def culture_analysis(table: NoteTable, min_notes: int, n_boot: int, seed: int,
         out["variance"] = variance_components(shares[known], teams[known], workers[known])
     else:
         out["variance"] = {"method": None, "reason": "needs team and worker on at least 10 classified notes"}
-    out["outlier_workers"] = outlier_workers(table, min_notes, n_boot, seed)
-    if {"supervision", "visit"} <= set(types.tolist()):
-        out["mirroring"] = mirroring(table, min_notes, n_boot, seed)
-    out["trend"] = trend(table, n_boot, seed, milestone, stratum="team")
+    out["outlier_workers"] = outlier_workers(table, min_notes, n_boot, seed, n_perm=n_perm)
+    kinds = {str(t).strip().lower() for t in types.tolist()}
+    out["mirroring"] = mirroring(table, min_notes, n_boot, seed) if {"supervision", "visit"} <= kinds else None
+    out["trend"] = trend(table, n_boot, seed, milestone, stratum="team", min_notes=min_notes)
     return out
 
 

@@ -421,14 +421,17 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
 @click.option("--milestone", type=click.DateTime(["%Y-%m-%d"]), help="Compare balance before and after this date.")
 @click.option("--dayfirst", is_flag=True, help="Read dd/mm/yyyy dates (otherwise only YYYY-MM-DD is read).")
 @click.option("--no-culture", is_flag=True, help="Skip the culture analysis (variance, mirroring, trend).")
-@click.option("--bootstrap", "n_boot", type=int, default=2000, show_default=True, help="Bootstrap resamples.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True,
+              help="Bootstrap resamples for intervals.")
+@click.option("--permutations", "n_perm", type=click.IntRange(99), default=2000, show_default=True,
+              help="Permutations for the tests of difference.")
 @click.option("--seed", type=int, default=20260301, show_default=True)
 @engine_options
 @input_options
 def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
            model_path: str | None, min_notes: int, pseudonymise: bool, pseudonymise_teams: bool,
            key_file: str | None, include_examples: int, milestone, dayfirst: bool, no_culture: bool,
-           n_boot: int, seed: int, **kw: Any) -> None:
+           n_boot: int, n_perm: int, seed: int, **kw: Any) -> None:
     """Balance per team (or any --by) from raw notes or from classify output."""
     with friendly_errors():
         from .aggregate import build_report, build_table
@@ -465,7 +468,7 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
             raise click.ClickException("no labelled notes to report on" + (" after --where" if where else ""))
         rep = build_report(table, by, {"records": tally.total["read"], "labelled": tally.total["labelled"],
                                        "rejected": tally.total["rejected"]},
-                           min_notes=min_notes, n_boot=n_boot, n_perm=n_boot, seed=seed,
+                           min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
                            milestone=milestone.date() if milestone else None,
                            include_examples=include_examples, culture=not no_culture)
         if fmt == "json":

@@ -38,7 +38,14 @@ TRUSTED_TYPES = [
     "numpy.int64",
     "numpy.str_",
     "scipy.sparse._csr.csr_matrix",
+    "builtins.dict",
+    "builtins.list",
+    "builtins.str",
+    "builtins.int",
+    "builtins.float",
+    "builtins.bool",
 ]
+EXPECTED_FILES = {MODEL_FILE, "card.json", "card.md"}
 
 
 class ModelError(Exception):
@@ -130,7 +137,10 @@ def load_model(directory: str | Path | None = None) -> Any:
     if not path.exists():
         raise ModelError(f"{path}: no such model directory")
     manifest = read_manifest(path)
-    for name, digest in manifest.get("files", {}).items():
+    listed = manifest.get("files", {})
+    if not isinstance(listed, dict) or set(listed) != EXPECTED_FILES:
+        raise ModelError(f"{path}: the manifest must list exactly {', '.join(sorted(EXPECTED_FILES))}")
+    for name, digest in listed.items():
         f = path / name
         if not f.exists():
             raise ModelError(f"{path}: model file {name} is missing")
@@ -139,9 +149,12 @@ def load_model(directory: str | Path | None = None) -> Any:
     model_file = path / MODEL_FILE
     try:
         untrusted = sio.get_untrusted_types(file=model_file)
+        named = schema_types(model_file)
     except Exception as e:  # a corrupt zip or foreign format: refuse, never guess
         raise ModelError(f"{model_file}: not a readable skops model file ({e})") from None
-    unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    # skops trusts ~200 scikit-learn types by default; this package trusts only what its own
+    # pipeline is made of, so every type the file names is checked against TRUSTED_TYPES
+    unknown = sorted((named | set(untrusted)) - set(TRUSTED_TYPES))
     if unknown:
         raise ModelError(
             f"{model_file}: refused, it contains types this package does not trust: {', '.join(unknown[:5])}"
@@ -150,6 +163,23 @@ def load_model(directory: str | Path | None = None) -> Any:
         return sio.load(model_file, trusted=[t for t in untrusted])
     except Exception as e:
         raise ModelError(f"{model_file}: could not be loaded ({e})") from None
+
+
+def schema_types(model_file: Path) -> set[str]:
+    """Every type a skops file names, read from its schema without building anything."""
+    with zipfile.ZipFile(model_file) as z:
+        schema = json.loads(z.read("schema.json"))
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__class__" in node and "__module__" in node:
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def load_card(directory: str | Path | None = None) -> dict[str, Any]:

@@ -208,14 +208,23 @@ def report_findings(rep: dict[str, Any]) -> list[str]:
                    "are not shown on their own; they are in the overall figure.")
     comp = rep.get("comparison", {}).get("overall")
     if comp and comp.get("p_value") is not None:
-        sig = [p for p in rep["comparison"]["pairwise"] if p["significant"]]
-        verdict = "differ more than chance would explain" if comp["p_value"] < 0.05 else \
-            "do not differ more than chance would explain"
-        out.append(f"The {comp['groups']} groups shown {verdict} (permutation test on notes, p = "
-                   f"{comp['p_value']:.3g}); {len(sig)} of {len(rep['comparison']['pairwise'])} pairs differ after "
-                   "Holm adjustment.")
+        pairs = rep["comparison"]["pairwise"]
+        sig = [p for p in pairs if p["significant"]]
+        untested = [p for p in pairs if p["significant"] is None]
+        if comp["p_value"] < 0.05:
+            verdict = "differ by more than chance would explain"
+        else:
+            verdict = "show no clear difference (which is not proof that they are alike)"
+        out.append(f"The {comp['groups']} groups' notes {verdict} (permutation test on notes, p = "
+                   f"{comp['p_value']:.3g}); {len(sig)} of {len(pairs) - len(untested)} testable pairs differ after "
+                   "Holm adjustment" + (f"; {len(untested)} pair(s) could not be tested (too few notes)"
+                                        if untested else "") + ".")
     cul = rep.get("culture") or {}
     var = cul.get("variance") or {}
+    if var.get("method") is None and var.get("reason"):
+        out.append(f"No split of variation between teams and workers: {var['reason']}.")
+    if var.get("warnings"):
+        out.append("The mixed model reported: " + "; ".join(var["warnings"]) + " (treat the split with care).")
     if var.get("method"):
         s = var["share_of_variance"]
         out.append(f"Of the variation in notes' change share, {s['team']:.0%} lies between teams, "
@@ -224,20 +233,25 @@ def report_findings(rep: dict[str, Any]) -> list[str]:
     flagged = [w for w in cul.get("outlier_workers", []) if w.get("outlier") or w.get("pair_differs")]
     for w in flagged[:8]:
         if w.get("outlier"):
-            out.append(f"Worker {w['worker']} ({w['team']}) records {'more' if w['difference'] > 0 else 'less'} "
-                       f"change-focused work than the rest of the team: {w['balance']:.2f} against "
-                       f"{w['rest_of_team_balance']:.2f} (Holm p = {w['p_holm']:.3g}).")
+            out.append(f"The recording of worker {w['worker']} ({w['team']}) is "
+                       f"{'more' if w['difference'] > 0 else 'less'} change-focused than each colleague's: "
+                       f"{w['balance']:.2f} against {w['rest_of_team_balance']:.2f} for the rest of the team "
+                       f"(largest Holm p = {w['p_holm']:.3g}).")
         else:
-            out.append(f"The two workers of {w['team']} differ ({w['worker']} {w['balance']:.2f}, "
+            out.append(f"The two workers of {w['team']} record differently ({w['worker']} {w['balance']:.2f}, "
                        f"{w['other_worker']} {w['rest_of_team_balance']:.2f}; Holm p = {w['p_holm']:.3g}); "
                        "with two workers the data cannot say which of them is unusual.")
     if len(flagged) > 8:
         out.append(f"{len(flagged) - 8} more worker difference(s) in the JSON output (culture.outlier_workers).")
     mir = cul.get("mirroring") or {}
     if "pearson_r" in mir:
-        out.append(f"Supervision mirrors visits: across {len(mir['teams'])} teams the balance of supervision "
-                   f"records and of visit notes correlate at r = {mir['pearson_r']:.2f}"
-                   + (f" (95% CI {_ci(mir.get('pearson_r_ci'))})" if mir.get("pearson_r_ci") else "")
+        ci = mir.get("pearson_r_ci")
+        clear = mir["pearson_r"] > 0 and ci is not None and ci[0] > 0
+        lead = ("Supervision mirrors visits" if clear and mir["pearson_r"] >= 0.5 else
+                "Supervision and visits move together weakly" if clear else
+                "There is no clear sign that supervision mirrors visits")
+        out.append(f"{lead}: across {len(mir['teams'])} teams the balance of supervision records and of visit "
+                   f"notes correlate at r = {mir['pearson_r']:.2f}" + (f" (95% CI {_ci(ci)})" if ci else "")
                    + f"; mean gap {mir['mean_absolute_gap']:.2f}.")
     ms = (cul.get("trend") or {}).get("milestone")
     if ms and ms["change"] is not None:
@@ -245,9 +259,12 @@ def report_findings(rep: dict[str, Any]) -> list[str]:
                    f"{ms['after']['balance']:.2f}: a change of {ms['change']:+.2f} (95% CI {_ci(ms['change_ci'])}).")
         within = ms.get("within") or {}
         if within.get("change") is not None:
+            lo, hi = within["change_ci"]
+            clear = lo is not None and (lo > 0 or hi < 0)
+            tail = (f"a change not explained by a shift in which {within['by']}s wrote the notes" if clear else
+                    f"so the raw change may come largely from a shift in which {within['by']}s wrote the notes")
             out.append(f"Within the same {within['by']}s ({within['groups']} with notes on both sides), the "
-                       f"balance changed by {within['change']:+.2f} (95% CI {_ci(within['change_ci'])}), which "
-                       f"is not explained by a shift in which {within['by']}s wrote the notes.")
+                       f"balance changed by {within['change']:+.2f} (95% CI {_ci(within['change_ci'])}): {tail}.")
     for k, v in (rep.get("data_quality") or {}).items():
         out.append(f"Data: {v} {k}.")
     return out

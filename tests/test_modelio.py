@@ -12,8 +12,8 @@ from sklearn.preprocessing import FunctionTransformer
 from supervise_nlp.modelio import MANIFEST, MODEL_FILE, ModelError, _sha256, load_model
 
 
-def copy(src, tmp_path):
-    dst = tmp_path / "model"
+def copy(src, where):
+    dst = where / "model"
     shutil.copytree(src, dst)
     return dst
 
@@ -43,6 +43,30 @@ def test_crafted_file_with_code_is_refused_even_with_a_valid_checksum(mini_model
     manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)  # an attacker can recompute this too
     (m / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="does not trust"):
+        load_model(m)
+
+
+def test_scikit_learn_types_outside_this_package_s_list_are_refused(mini_model_dir, tmp_path):
+    """skops itself trusts most of scikit-learn and numpy functions; this package does not."""
+    import numpy as np
+    from sklearn.neighbors import KNeighborsClassifier
+
+    for model in (Pipeline([("x", FunctionTransformer(func=np.sqrt))]), KNeighborsClassifier()):
+        m = copy(mini_model_dir, tmp_path / type(model).__name__)
+        sio.dump(model, m / MODEL_FILE)
+        manifest = json.loads((m / MANIFEST).read_text())
+        manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)
+        (m / MANIFEST).write_text(json.dumps(manifest))
+        with pytest.raises(ModelError, match="does not trust"):
+            load_model(m)
+
+
+def test_manifest_must_cover_exactly_the_model_files(mini_model_dir, tmp_path):
+    m = copy(mini_model_dir, tmp_path)
+    manifest = json.loads((m / MANIFEST).read_text())
+    del manifest["files"][MODEL_FILE]
+    (m / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="must list exactly"):
         load_model(m)
 
 

@@ -110,7 +110,7 @@ def test_every_command_works_with_networking_blocked(no_network, data, tmp_path)
     runner = CliRunner()
     out = tmp_path / "c.jsonl"
     for args in (["classify", str(data / "notes.jsonl"), "-o", str(out), "--rejects", str(tmp_path / "r.jsonl")],
-                 ["report", str(out), "--format", "html", "-o", str(tmp_path / "r.html"), "--bootstrap", "50"],
+                 ["report", str(out), "--format", "html", "-o", str(tmp_path / "r.html"), "--bootstrap", "100"],
                  ["explain", "Mum said she wants to be the parent she never had."],
                  ["evaluate", str(data / "mini_corpus.jsonl")]):
         res = runner.invoke(main, args)
@@ -167,12 +167,12 @@ def test_pseudonymise_teams_alone_hides_workers_and_teams_and_weak_keys_are_refu
     key = tmp_path / "k"
     res = CliRunner().invoke(main, ["report", str(data / "classified.jsonl"), "--by", "worker", "--format", "json",
                                     "--pseudonymise-teams", "--key-file", str(key), "--min-notes", "1",
-                                    "--bootstrap", "50"])
+                                    "--bootstrap", "100"])
     assert res.exit_code == 0 and oct(key.stat().st_mode & 0o777) == "0o600"
     for name in ("Asha", "T1", "Gus", "T4"):
         assert f'"{name}"' not in res.stdout
     weak = tmp_path / "weak"
     weak.write_text("short")
     res = CliRunner().invoke(main, ["report", str(data / "classified.jsonl"), "--pseudonymise", "--key-file",
-                                    str(weak), "--bootstrap", "50"])
+                                    str(weak), "--bootstrap", "100"])
     assert res.exit_code == 1 and "at least 32 bytes" in res.stderr
