@@ -18,6 +18,22 @@ def copy(src, where):
     return dst
 
 
+def replace_model_file(m, data: bytes):
+    """Swap in another model file and recompute its checksum, as an attacker could."""
+    (m / MODEL_FILE).write_bytes(data)
+    manifest = json.loads((m / MANIFEST).read_text())
+    manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)
+    (m / MANIFEST).write_text(json.dumps(manifest))
+
+
+def dumped(obj) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    sio.dump(obj, buf)
+    return buf.getvalue()
+
+
 def test_round_trip_predicts_the_same(mini_model_dir):
     model = load_model(mini_model_dir)
     assert list(model.classes_) == ["change_focused", "neutral", "procedural"]
@@ -37,11 +53,7 @@ def test_crafted_file_with_code_is_refused_even_with_a_valid_checksum(mini_model
     m = copy(mini_model_dir, tmp_path)
     import os
 
-    evil = Pipeline([("x", FunctionTransformer(func=os.system))])
-    sio.dump(evil, m / MODEL_FILE)
-    manifest = json.loads((m / MANIFEST).read_text())
-    manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)  # an attacker can recompute this too
-    (m / MANIFEST).write_text(json.dumps(manifest))
+    replace_model_file(m, dumped(Pipeline([("x", FunctionTransformer(func=os.system))])))
     with pytest.raises(ModelError, match="does not trust"):
         load_model(m)
 
@@ -53,10 +65,7 @@ def test_scikit_learn_types_outside_this_package_s_list_are_refused(mini_model_d
 
     for model in (Pipeline([("x", FunctionTransformer(func=np.sqrt))]), KNeighborsClassifier()):
         m = copy(mini_model_dir, tmp_path / type(model).__name__)
-        sio.dump(model, m / MODEL_FILE)
-        manifest = json.loads((m / MANIFEST).read_text())
-        manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)
-        (m / MANIFEST).write_text(json.dumps(manifest))
+        replace_model_file(m, dumped(model))
         with pytest.raises(ModelError, match="does not trust"):
             load_model(m)
 
@@ -74,10 +83,7 @@ def test_pickle_disguised_as_a_model_is_refused(mini_model_dir, tmp_path):
     import pickle
 
     m = copy(mini_model_dir, tmp_path)
-    (m / MODEL_FILE).write_bytes(pickle.dumps({"a": 1}))
-    manifest = json.loads((m / MANIFEST).read_text())
-    manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)
-    (m / MANIFEST).write_text(json.dumps(manifest))
+    replace_model_file(m, pickle.dumps({"a": 1}))
     with pytest.raises(ModelError, match="not a readable skops model"):
         load_model(m)
 
