@@ -448,6 +448,8 @@ def _methods_html(rep: dict[str, Any], card: dict[str, Any]) -> str:
             t = card["test"]
             acc += (f" On the held-out test authority: macro-F1 {t['macro_f1']:.2f}, team balance error "
                     f"{t['team_balance_mae']:.3f}.")
+        acc += (" These figures are from the card of the model given to the report (by default the shipped "
+                "model); if the notes were labelled earlier by another model, that model's card applies.")
     m = rep["method"]
     return (
         "<h2>Methods and caveats</h2>"
