@@ -114,7 +114,7 @@ def output_record(note: Any, labelled: dict[str, Any], keep_text: bool = False) 
     return out
 
 
-def labelled_notes(results: Iterable[tuple[Any, dict[str, Any] | None]], text_of: dict[int, str] | None = None,
+def labelled_notes(results: Iterable[tuple[Any, dict[str, Any] | None]],
                    examples: bool = False) -> Iterator[tuple[dict[str, Any], dict[str, int], list]]:
     """(fields, counts, example sentences) for each labelled output, for the report.
 

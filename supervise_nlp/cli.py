@@ -7,6 +7,7 @@ at once.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,8 +51,6 @@ def input_options(f: Callable) -> Callable:
 
 def engine_options(f: Callable) -> Callable:
     """How labelling is spread: processes on this machine, or a Dask cluster."""
-    import os
-
     f = click.option("--scheduler", help="Dask scheduler address (implies --engine dask); "
                      "without it, --engine dask starts a local cluster.")(f)
     f = click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
@@ -110,10 +109,9 @@ def friendly_errors() -> Iterator[None]:
 
 
 def _load_labeller(model_path: str | None):
-    from .classify import NoteLabeller
-    from .modelio import load_model
+    from .parallel import labeller_for
 
-    return NoteLabeller(load_model(model_path))
+    return labeller_for(model_path)
 
 
 class Tally:
@@ -177,8 +175,6 @@ def default_rejects_path(output: str | None) -> Path:
 
 def _refuse_overwriting_inputs(inputs: tuple[str, ...], outputs: list[str | None]) -> None:
     """Writing over an input while reading it would destroy it: refuse before anything is opened."""
-    import os
-
     for out in outputs:
         if not out or out == "-" or not Path(out).exists():
             continue
@@ -368,7 +364,6 @@ def _pseudonym_keys(enabled: bool, teams_too: bool, key_file: str | None, output
     """The pseudonym key: the user's file, or one created beside the output (kept for next time)."""
     if not (enabled or teams_too):
         return None
-    import os
     import secrets
 
     path = Path(key_file) if key_file else (

@@ -38,7 +38,8 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 @lru_cache(maxsize=4)
-def _labeller_for(model_path: str | None) -> NoteLabeller:
+def labeller_for(model_path: str | None) -> NoteLabeller:
+    """The labeller for a model, loaded once per process (the CLI, a pool or a Dask worker)."""
     from .modelio import load_model
 
     return NoteLabeller(load_model(model_path))
@@ -49,7 +50,7 @@ def _init(model_path: str | None) -> None:
 
 
 def _worker_labeller() -> NoteLabeller:
-    return _WORKER.get("labeller") or _labeller_for(_WORKER.get("model_path"))
+    return _WORKER.get("labeller") or labeller_for(_WORKER.get("model_path"))
 
 
 def label_notes(labeller: NoteLabeller, notes: list[Note], keep_text: bool, serialize: bool) -> list[Any]:
@@ -77,6 +78,23 @@ def _merge(chunk: list[Any], results: list[Any], serialize: bool, keep_text: boo
             yield x, None
 
 
+def _in_order(parts: Iterable[list[Any]], submit, window: int, serialize: bool, keep_text: bool):
+    """Submit each chunk's notes, keep at most ``window`` chunks waiting, yield in input order.
+
+    ``submit(notes)`` returns a zero-argument callable that gives the chunk's outputs.
+    """
+    pending: deque = deque()
+    for part in parts:
+        notes = [x for x in part if isinstance(x, Note)]
+        pending.append((part, submit(notes) if notes else list))
+        while len(pending) > window:
+            part0, result = pending.popleft()
+            yield from _merge(part0, result(), serialize, keep_text)
+    while pending:
+        part0, result = pending.popleft()
+        yield from _merge(part0, result(), serialize, keep_text)
+
+
 def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_path: str | None, jobs: int = 1,
                   keep_text: bool = False, chunk: int = CHUNK,
                   serialize: bool = False) -> Iterator[tuple[Any, Any]]:
@@ -84,43 +102,33 @@ def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_pat
 
     The output is the contract dict (or, with ``serialize``, its JSON line), ``None`` for a reject.
     """
+    lab = labeller or labeller_for(model_path)
+
+    def here(notes: list[Note]):
+        results = label_notes(lab, notes, keep_text, serialize)
+        return lambda: results
+
+    parts = _chunks(items, chunk)
     if jobs <= 1:
-        lab = labeller or _labeller_for(model_path)
-        for part in _chunks(items, chunk):
-            notes = [x for x in part if isinstance(x, Note)]
-            yield from _merge(part, label_notes(lab, notes, keep_text, serialize) if notes else [], serialize,
-                              keep_text)
+        yield from _in_order(parts, here, 0, serialize, keep_text)
         return
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    parts = _chunks(items, chunk)
-    if ctx.get_start_method() == "fork" and labeller is not None:
-        _WORKER["labeller"] = labeller  # inherited by the forked workers: no reload, no shipping
+    if ctx.get_start_method() == "fork":
+        _WORKER["labeller"] = lab  # inherited by the forked workers: no reload, no shipping
         # label the first chunk here: the common words' caches are then warm in every worker
         first = next(parts, None)
         if first is None:
             return
-        notes = [x for x in first if isinstance(x, Note)]
-        yield from _merge(first, label_notes(labeller, notes, keep_text, serialize) if notes else [], serialize,
-                          keep_text)
+        yield from _in_order([first], here, 0, serialize, keep_text)
     try:
         with ctx.Pool(jobs, initializer=_init, initargs=(model_path,)) as pool:
-            window: deque = deque()
-            for part in parts:
-                notes = [x for x in part if isinstance(x, Note)]
-                pending = pool.apply_async(_label_in_worker, (notes, keep_text, serialize)) if notes else None
-                window.append((part, pending))
-                while len(window) > 2 * jobs:
-                    yield from _drain(window.popleft(), serialize, keep_text)
-            while window:
-                yield from _drain(window.popleft(), serialize, keep_text)
+            def in_pool(notes: list[Note]):
+                return pool.apply_async(_label_in_worker, (notes, keep_text, serialize)).get
+
+            yield from _in_order(parts, in_pool, 2 * jobs, serialize, keep_text)
     finally:
         _WORKER.pop("labeller", None)
-
-
-def _drain(entry, serialize: bool, keep_text: bool):
-    part, pending = entry
-    yield from _merge(part, pending.get() if pending is not None else [], serialize, keep_text)
 
 
 # --- Dask -------------------------------------------------------------------------------------
@@ -130,23 +138,16 @@ def label_partition(records: Iterable[dict[str, Any]], model_path: str | None = 
                     keep_text: bool = False) -> list[dict[str, Any]]:
     """Label one partition of note records (dicts with ``text``) on a Dask worker.
 
-    The model is loaded once per worker process and cached there; only the path travels.
+    The model is loaded once per worker process and cached there; only the path travels. A
+    record that cannot be labelled comes back as ``{"rejected": reason, "file", "line"}``.
     """
-    from .read import ReadOptions, Reject, make_note
+    from .read import ReadOptions, make_note
 
-    recs = list(records)
-    notes = [make_note(dict(r), "<dask>", i + 1, ReadOptions()) for i, r in enumerate(recs)]
-    texts = [n.text for n in notes if isinstance(n, Note)]
-    results = iter(_labeller_for(model_path).label_texts(texts)) if texts else iter(())
-    out = []
-    for n in notes:
-        if isinstance(n, Note):
-            out.append(output_record(n, next(results), keep_text))
-        elif isinstance(n, Labelled):
-            out.append(n.fields)
-        elif isinstance(n, Reject):
-            out.append({"rejected": n.reason, **{k: v for k, v in n.to_dict().items() if k != "reason"}})
-    return out
+    items = [make_note(dict(r), "<dask>", i + 1, ReadOptions()) for i, r in enumerate(records)]
+    notes = [x for x in items if isinstance(x, Note)]
+    results = label_notes(labeller_for(model_path), notes, keep_text, False) if notes else []
+    return [out if out is not None else {"rejected": item.reason, "file": item.source, "line": item.line}
+            for item, out in _merge(items, results, False, keep_text)]
 
 
 def label_bag(bag, model_path: str | None = None, keep_text: bool = False):
@@ -171,18 +172,10 @@ def label_records_dask(items: Iterable[Any], model_path: str | None, scheduler: 
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        pending: deque = deque()
-        for part in _chunks(items, chunk):
-            notes = [x for x in part if isinstance(x, Note)]
-            fut = client.submit(_dask_label_notes, notes, model_path, keep_text, serialize, pure=False) \
-                if notes else None
-            pending.append((part, fut))
-            while len(pending) > window:
-                part0, fut0 = pending.popleft()
-                yield from _merge(part0, fut0.result() if fut0 is not None else [], serialize, keep_text)
-        while pending:
-            part0, fut0 = pending.popleft()
-            yield from _merge(part0, fut0.result() if fut0 is not None else [], serialize, keep_text)
+        def on_cluster(notes: list[Note]):
+            return client.submit(_dask_label_notes, notes, model_path, keep_text, serialize, pure=False).result
+
+        yield from _in_order(_chunks(items, chunk), on_cluster, window, serialize, keep_text)
     finally:
         client.close()
         if cluster is not None:
@@ -191,4 +184,4 @@ def label_records_dask(items: Iterable[Any], model_path: str | None, scheduler: 
 
 def _dask_label_notes(notes: list[Note], model_path: str | None, keep_text: bool, serialize: bool) -> list[Any]:
     """Runs on a Dask worker: the model is loaded there once (cached per process) and reused."""
-    return label_notes(_labeller_for(model_path), notes, keep_text, serialize)
+    return label_notes(labeller_for(model_path), notes, keep_text, serialize)

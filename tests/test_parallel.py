@@ -63,3 +63,6 @@ def test_dask_bag_entry_point(data):
     labelled = [o for o in out if "label" in o]
     assert [o["id"] for o in labelled] == ["n1", "n2", "n5"]
     assert all("rejected" in o for o in out if "label" not in o)
+    # classify output passes through, and its text stays out unless keep_text asks for it
+    passed = label_bag(db.from_sequence([{**labelled[0], "text": "Mum said..."}])).compute(scheduler="sync")
+    assert passed[0]["id"] == "n1" and "text" not in passed[0]
