@@ -280,43 +280,108 @@ def _finish(tally: Tally, rejects: RejectsWriter, kw: dict[str, Any]) -> None:
 
 
 @main.command()
-@click.argument("corpus", nargs=-1, required=True)
+@click.argument("corpus", nargs=-1)
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False),
               help="Directory to write the model and its card to.")
-@click.option("--cv-group", default="authority", show_default=True,
-              help="Field to group cross-validation by (leave one group out); 'none' to skip.")
+@click.option("--cv-group", "cv_groups", multiple=True, default=("authority", "register"), show_default=True,
+              help="Field to cross-validate by, leaving one group out (repeatable; 'none' to skip). Notes "
+                   "without the field always train.")
+@click.option("--weight", "weights", multiple=True, metavar="PATTERN=W",
+              help="Weight the segments of files matching PATTERN (a glob on path or name) by W (repeatable).")
 @click.option("--test", "test_paths", multiple=True, help="Held-out labelled notes scored by the final model.")
 @click.option("--check", "check_paths", multiple=True,
               help="Extra labelled sets (e.g. differently written notes) scored and reported on the card.")
+@click.option("--base", default=None, metavar="default|DIR",
+              help="Adapt this model (its design and the corpus it was trained on, which ships with the "
+                   "package) to the notes given with --add.")
+@click.option("--add", "add_paths", multiple=True, help="Your own labelled notes to adapt the --base model to "
+              "(repeatable; corpus JSON Lines, or a filled sample sheet).")
+@click.option("--add-weight", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Weight of the added notes (default: chosen by cross-validation over them).")
+@click.option("--describe", "description", default=None,
+              help="What the corpus is, in a sentence, for the model card (e.g. 'our 2025 CIN recording').")
 @click.option("--no-baseline", is_flag=True, help="Skip the TF-IDF baseline comparison.")
 @click.option("-q", "--quiet", is_flag=True)
-def train(corpus: tuple[str, ...], output_dir: str, cv_group: str, test_paths: tuple[str, ...],
-          check_paths: tuple[str, ...], no_baseline: bool, quiet: bool) -> None:
-    """Train a segment classifier on labelled CORPUS files and write it with its model card."""
+def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], weights: tuple[str, ...],
+          test_paths: tuple[str, ...], check_paths: tuple[str, ...], base: str | None, add_paths: tuple[str, ...],
+          add_weight: float | None, description: str | None, no_baseline: bool, quiet: bool) -> None:
+    """Train a segment classifier on labelled CORPUS files and write it with its model card.
+
+    With --base and --add, adapt an existing model to your own labelled notes instead.
+    """
     with friendly_errors():
         from .modelio import save_model
         from .render import card_markdown
-        from .train import train_model
 
         progress = None if quiet else _err
-        model, card = train_model(corpus, test=test_paths, checks=check_paths,
-                                  cv_group=None if cv_group.lower() == "none" else cv_group,
-                                  baseline=not no_baseline, progress=progress)
-        card["command"] = "supervise-nlp train " + " ".join(
-            [*corpus, "-o", output_dir]
-            + [f"--test {t}" for t in test_paths] + [f"--check {c}" for c in check_paths]
-            + ([f"--cv-group {cv_group}"] if cv_group != "authority" else []))
+        if add_paths or base:
+            if corpus:
+                raise click.UsageError("give either CORPUS files to train from scratch, or --base with --add")
+            if not add_paths:
+                raise click.UsageError("--base needs at least one --add file of your own labelled notes")
+            model, card = _adapt(base or "default", add_paths, add_weight, check_paths, description, progress)
+        else:
+            if not corpus:
+                raise click.UsageError("give the labelled CORPUS files to train on (or --base with --add)")
+            from .train import parse_weights, train_model
+
+            groups = [g for g in cv_groups if g.lower() != "none"]
+            model, card = train_model(corpus, test=test_paths, checks=check_paths, cv_group=groups,
+                                      baseline=not no_baseline, progress=progress,
+                                      weights=parse_weights(weights), description=description)
+            card["command"] = "supervise-nlp train " + " ".join(
+                [*corpus, "-o", output_dir] + [f"--weight {w}" for w in weights]
+                + [f"--test {t}" for t in test_paths] + [f"--check {c}" for c in check_paths]
+                + ([f"--cv-group {g}" for g in cv_groups] if tuple(cv_groups) != ("authority", "register") else []))
         save_model(model, output_dir, card, card_markdown(card))
         if not quiet:
-            cv = card.get("cross_validation")
-            if cv:
-                _err(f"cross-validated by {cv['group']} ({cv['folds']} folds): macro-F1 {cv['macro_f1']:.3f}, "
-                     f"kappa {cv['kappa']:.3f}, team balance MAE {cv['team_balance_mae']:.3f}")
+            for key, value in card.items():
+                if key.startswith("cross_validation") and value:
+                    _err(f"cross-validated by {value['group']} ({value['folds']} folds): macro-F1 "
+                         f"{value['macro_f1']:.3f}, kappa {value['kappa']:.3f}, team balance MAE "
+                         f"{value['team_balance_mae']:.3f}")
             if "test" in card:
                 t = card["test"]
                 _err(f"held-out test: macro-F1 {t['macro_f1']:.3f}, kappa {t['kappa']:.3f}, "
                      f"team balance MAE {t['team_balance_mae']:.3f}")
+            ad = card.get("adaptation")
+            if ad and "cross_validation" in ad:
+                chosen = ad["cross_validation"][f"{ad['chosen_weight']:g}"]
+                _err(f"on your notes ({ad['folds']} folds by {ad['grouped_by']}): base model macro-F1 "
+                     f"{ad['base_model_scores']['macro_f1']:.3f}, adapted {chosen['macro_f1']:.3f} "
+                     f"(added notes weighted {ad['chosen_weight']:g})")
             _err(f"model and card written to {output_dir}")
+
+
+def _adapt(base: str, add_paths: tuple[str, ...], add_weight: float | None, check_paths: tuple[str, ...],
+           description: str | None, progress) -> tuple[Any, dict[str, Any]]:
+    from .adapt import adapt, base_corpus
+    from .classify import NoteLabeller
+    from .evaluate import evaluate_records
+    from .read import read_corpus
+    from .train import describe_training, read_weighted
+
+    model, section = adapt(base, add_paths, weight=add_weight, progress=progress)
+    files, base_weights, _ = base_corpus(base)
+    added = [str(Path(p).resolve()) for p in add_paths]
+    weights = base_weights + [(p, section["chosen_weight"]) for p in added]
+    records = read_weighted(files + added, weights)
+    card = describe_training(records, files + added, weights, model,
+                             description or f"the {base} model's corpus plus {len(add_paths)} file(s) of added notes")
+    # base files are named as the base card names them, so a further adaptation can find them again
+    card["trained_on"]["files"] = [*_base_names(base), *added]
+    card["adaptation"] = section
+    for path in check_paths:
+        card.setdefault("checks", {})[Path(path).name] = evaluate_records(NoteLabeller(model), read_corpus([path]))
+    card["command"] = "supervise-nlp train --base " + base + " " + " ".join(f"--add {p}" for p in add_paths)
+    return model, card
+
+
+def _base_names(base: str) -> list[str]:
+    from .modelio import default_model_dir, load_card
+
+    card = load_card(default_model_dir() if base == "default" else Path(base))
+    return list(card["trained_on"]["files"])
 
 
 @main.command()

@@ -9,6 +9,7 @@ the card beside it.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import platform
 import sys
@@ -49,10 +50,51 @@ def training_examples(records: Sequence[dict[str, Any]], as_spans: bool = True) 
     return examples, labels
 
 
+WEIGHT_KEY = "_weight"  # set in memory by read_weighted; never written to a corpus file
+
+
+def record_weight(record: dict[str, Any]) -> float:
+    return float(record.get(WEIGHT_KEY, 1.0))
+
+
 def fit(records: Sequence[dict[str, Any]], model: Pipeline | None = None) -> Pipeline:
+    """Fit on gold segments; a record's weight (see ``read_weighted``) weights each of its segments."""
     model = clone(model) if model is not None else build_pipeline()
     examples, labels = training_examples(records, as_spans=isinstance(model.steps[0][1], SegmentFeaturizer))
+    weights = [record_weight(r) for r in records for _ in r["segments"]]
+    if any(w != 1.0 for w in weights):
+        return model.fit(examples, labels, **{f"{model.steps[-1][0]}__sample_weight": weights})
     return model.fit(examples, labels)
+
+
+def parse_weights(rules: Sequence[str]) -> list[tuple[str, float]]:
+    """``PATTERN=W`` rules (a glob on the file's path or name) for ``read_weighted``."""
+    out = []
+    for rule in rules:
+        pattern, sep, value = rule.rpartition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or not pattern or not weight > 0:
+            raise ValueError(f"--weight takes PATTERN=W with a positive number W (got {rule!r})")
+        out.append((pattern, weight))
+    return out
+
+
+def read_weighted(paths: Sequence[str], rules: Sequence[tuple[str, float]] = ()) -> list[dict[str, Any]]:
+    """Corpus records with each file's weight: the last matching rule wins; unmatched files weigh 1."""
+    records = []
+    for source in iter_sources(paths):
+        weight = 1.0
+        for pattern, w in rules:
+            if fnmatch.fnmatch(source, pattern) or fnmatch.fnmatch(Path(source).name, pattern):
+                weight = w
+        for rec in read_corpus([source]):
+            if weight != 1.0:
+                rec[WEIGHT_KEY] = weight
+            records.append(rec)
+    return records
 
 
 def baseline_pipeline() -> Pipeline:
@@ -67,22 +109,37 @@ def cross_validate(
     model: Pipeline | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Leave-one-group-out: each group labelled by a model that never saw it; scores pooled."""
-    groups = sorted({str(r.get(group, "unknown")) for r in records})
+    """Leave-one-group-out: each group labelled by a model that never saw it; scores pooled, and
+    per group (``per_group``). Records without the field are never held out: they always train
+    (so "leave one register out" tests each written register against everything else)."""
+    def key(r: dict[str, Any]) -> str | None:
+        v = r.get(group)
+        return None if v is None or str(v).strip() == "" else str(v)
+
+    groups = sorted({k for r in records if (k := key(r)) is not None})
     if len(groups) < 2:
         raise ValueError(f"cross-validation by {group!r} needs at least two groups; found {groups}")
     outputs: dict[int, dict[str, Any]] = {}
     for g in groups:
         if progress:
             progress(f"fold: holding out {group}={g}")
-        train = [r for r in records if str(r.get(group, "unknown")) != g]
-        held = [i for i, r in enumerate(records) if str(r.get(group, "unknown")) == g]
+        train = [r for r in records if key(r) != g]
+        held = [i for i, r in enumerate(records) if key(r) == g]
         labeller = NoteLabeller(fit(train, model))
         for i, out in zip(held, labeller.label_texts(corpus_text(records[i]) for i in held)):
             outputs[i] = out
-    pooled = score_outputs(records, [outputs[i] for i in range(len(records))])
+    held_all = sorted(outputs)
+    pooled = score_outputs([records[i] for i in held_all], [outputs[i] for i in held_all])
     pooled["group"] = group
     pooled["folds"] = len(groups)
+    pooled["never_held_out"] = len(records) - len(held_all)
+    per_group = {}
+    for g in groups:
+        idx = [i for i in held_all if key(records[i]) == g]
+        s = score_outputs([records[i] for i in idx], [outputs[i] for i in idx])
+        per_group[g] = {k: s[k] for k in ("segments", "macro_f1", "kappa", "accuracy", "team_balance_mae")}
+        per_group[g]["per_class_f1"] = {lab: s["per_class"][lab]["f1"] for lab in LABELS}
+    pooled["per_group"] = per_group
     return pooled
 
 
@@ -115,40 +172,34 @@ def train_model(
     corpus: Sequence[str],
     test: Sequence[str] = (),
     checks: Sequence[str] = (),
-    cv_group: str | None = "authority",
+    cv_group: str | Sequence[str] | None = "authority",
     baseline: bool = True,
     progress: Callable[[str], None] | None = None,
+    weights: Sequence[tuple[str, float]] = (),
+    description: str | None = None,
 ) -> tuple[Pipeline, dict[str, Any]]:
-    """Fit on ``corpus``, cross-validate, score test and checks; return the model and its card."""
+    """Fit on ``corpus``, cross-validate (leave one group out, for each of ``cv_group``), score test
+    and checks; return the model and its card."""
     started = time.time()
-    records = read_corpus(corpus)
+    records = read_weighted(corpus, weights)
+    cv_groups = [cv_group] if isinstance(cv_group, str) else list(cv_group or [])
     test_records = read_corpus(test) if test else []
     if progress:
         progress(f"training on {len(records)} notes")
     model = fit(records)
-    card: dict[str, Any] = {
-        "labels": list(LABELS),
-        "trained_on": {
-            "files": [str(p) for p in corpus],
-            "fingerprint": data_fingerprint(corpus),
-            "notes": len(records),
-            "segments": sum(len(r["segments"]) for r in records),
-            "label_counts": dict(Counter(s["label"] for r in records for s in r["segments"])),
-            "authorities": sorted({str(r.get("authority")) for r in records}),
-            "teams": len({(r.get("authority"), r.get("team")) for r in records}),
-        },
-        "model": describe(model),
-        "versions": library_versions(),
-        "command": "supervise-nlp train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else None,
-    }
-    if cv_group:
-        card["cross_validation"] = cross_validate(records, cv_group, progress=progress)
-        if baseline:
+    card = describe_training(records, corpus, weights, model, description)
+    for i, group in enumerate(cv_groups):
+        if i and len({r.get(group) for r in records if r.get(group)}) < 2:
+            continue  # a further grouping the corpus does not have (e.g. no register field)
+        key = "cross_validation" if i == 0 else f"cross_validation_by_{group}"
+        card[key] = cross_validate(records, group, progress=progress)
+        if baseline and i == 0:
             if progress:
                 progress("cross-validating the plain TF-IDF baseline for comparison")
-            b = cross_validate(records, cv_group, model=baseline_pipeline())
+            b = cross_validate(records, group, model=baseline_pipeline())
             card["baseline_cross_validation"] = {k: b[k] for k in ("macro_f1", "kappa", "team_balance_mae",
-                                                                    "note_change_share_mae", "per_authority")}
+                                                                    "note_change_share_mae", "per_authority",
+                                                                    "per_group")}
     if test_records:
         if progress:
             progress(f"scoring the held-out test set ({len(test_records)} notes)")
@@ -164,6 +215,30 @@ def train_model(
         card.setdefault("checks", {})[Path(path).name] = evaluate_records(NoteLabeller(model), recs)
     card["training_seconds"] = round(time.time() - started, 1)
     return model, card
+
+
+def describe_training(records: Sequence[dict[str, Any]], files: Sequence[str],
+                      weights: Sequence[tuple[str, float]], model: Pipeline,
+                      description: str | None = None) -> dict[str, Any]:
+    """The card's account of what a model was trained on, with what weights and which libraries."""
+    return {
+        "labels": list(LABELS),
+        "trained_on": {
+            "files": [str(p) for p in files],
+            "fingerprint": data_fingerprint(files),
+            "notes": len(records),
+            "segments": sum(len(r["segments"]) for r in records),
+            "label_counts": dict(Counter(s["label"] for r in records for s in r["segments"])),
+            "authorities": sorted({str(r.get("authority")) for r in records}),
+            "teams": len({(r.get("authority"), r.get("team")) for r in records}),
+            "registers": dict(sorted(Counter(str(r["register"]) for r in records if r.get("register")).items())),
+            "weights": [{"pattern": p, "weight": w} for p, w in weights],
+            "description": description,
+        },
+        "model": describe(model),
+        "versions": library_versions(),
+        "command": "supervise-nlp train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else None,
+    }
 
 
 def describe(model: Pipeline) -> dict[str, Any]:
