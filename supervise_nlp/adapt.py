@@ -58,9 +58,13 @@ def base_corpus(base: str | None) -> tuple[list[str], list[tuple[str, float]], d
     return files, weights, card
 
 
-def _groups(records: Sequence[dict[str, Any]], folds: int) -> tuple[list[str], str]:
+MIN_WORKERS = 3  # fewer, and holding out a whole worker leaves too little of the added kind to learn from
+
+
+def _groups(records: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
+    """Fold groups: whole workers when there are enough of them (the honest test for new writers), else notes."""
     workers = [str(r.get("worker") or "") for r in records]
-    if len({w for w in workers if w}) >= folds and all(workers):
+    if len({w for w in workers if w}) >= MIN_WORKERS and all(workers):
         return workers, "worker"
     return [str(r.get("id", i)) for i, r in enumerate(records)], "note"
 
@@ -87,7 +91,7 @@ def adapt(
     added = read_weighted(list(added_paths))
     if not added:
         raise ValueError("the added files hold no labelled notes")
-    groups, grouped_by = _groups(added, folds)
+    groups, grouped_by = _groups(added)
     n_folds = min(folds, len(set(groups)))
     section: dict[str, Any] = {
         "base_model": base or "default",

@@ -310,8 +310,8 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
     With --base and --add, adapt an existing model to your own labelled notes instead.
     """
     with friendly_errors():
+        from .card import card_markdown
         from .modelio import save_model
-        from .render import card_markdown
 
         progress = None if quiet else _err
         if add_paths or base:

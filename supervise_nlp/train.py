@@ -117,7 +117,8 @@ def cross_validate(
         return None if v is None or str(v).strip() == "" else str(v)
 
     groups = sorted({k for r in records if (k := key(r)) is not None})
-    if len(groups) < 2:
+    always_train = sum(key(r) is None for r in records)
+    if len(groups) < (1 if always_train else 2):
         raise ValueError(f"cross-validation by {group!r} needs at least two groups; found {groups}")
     outputs: dict[int, dict[str, Any]] = {}
     for g in groups:

@@ -59,3 +59,66 @@ def test_evaluate_command_json_and_model_comparison(mini_model_dir, data):
     res = runner.invoke(main, ["evaluate", str(data / "mini_corpus.jsonl"), "--model", str(mini_model_dir),
                                "--model", str(mini_model_dir)])
     assert res.exit_code == 0 and "macro-F1" in res.stdout and "Confusion matrix" in res.stdout
+
+
+def _corpus(tmp_path, name, authority, register, texts):
+    """A small labelled file written for a test: one note per (team, worker) with the given segments."""
+    path = tmp_path / name
+    rows = []
+    for i, segs in enumerate(texts):
+        rows.append({"id": f"{name}-{i}", "authority": authority, "team": f"T{i % 2}", "worker": f"W{i}",
+                     "type": "visit", "date": "2025-01-01", "layout": "prose", "register": register,
+                     "segments": [{"text": t, "label": lab} for t, lab in segs]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_weights_and_leave_one_register_out(tmp_path, data):
+    from supervise_nlp.train import cross_validate, parse_weights, read_weighted
+
+    extra = _corpus(tmp_path, "extra.jsonl", "Xshire", "logs", [
+        [("Letter sent to mum re review date.", "procedural"), ("She said she is proud of her garden.", "change_focused")],
+        [("T/C to dad, no answer.", "procedural"), ("He has started volunteering at the food bank.", "change_focused")],
+    ])
+    recs = read_weighted([str(data / "mini_corpus.jsonl"), str(extra)], parse_weights(["extra*=4"]))
+    assert [r.get("_weight", 1.0) for r in recs][-2:] == [4.0, 4.0]
+    assert all(r.get("_weight", 1.0) == 1.0 for r in recs[:-2])
+    cv = cross_validate(recs, "register")
+    # only one register is present besides notes without one: records without the field always train
+    assert cv["never_held_out"] == len(recs) - 2 and cv["segments"] == 4 and set(cv["per_group"]) == {"logs"}
+
+
+def test_parse_weights_refuses_nonsense():
+    import pytest
+
+    from supervise_nlp.train import parse_weights
+
+    for bad in ("x", "=2", "a=-1", "a=zero"):
+        with pytest.raises(ValueError):
+            parse_weights([bad])
+
+
+def test_adapt_from_base_with_added_notes(mini_model_dir, data, tmp_path):
+    added = _corpus(tmp_path, "ours.jsonl", "Ours", "ours", [
+        [("Core group booked for Tuesday.", "procedural"), ("Mum said she wants to cook with the kids again.",
+                                                             "change_focused")],
+        [("Chronology updated on the system.", "procedural"), ("Dad told me he has been sober for a month.",
+                                                                "change_focused")],
+        [("Present: SW, Mum.", "neutral"), ("We practised what she will say to the school.", "change_focused")],
+    ])
+    out = tmp_path / "adapted"
+    res = CliRunner().invoke(main, ["train", "--base", str(mini_model_dir), "--add", str(added), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    card = json.loads((out / "card.json").read_text())
+    ad = card["adaptation"]
+    assert ad["added_notes"] == 3 and ad["folds"] == 3 and ad["grouped_by"] == "worker"
+    assert str(ad["chosen_weight"]) in {str(float(w)) for w in ad["cross_validation"]} or \
+        f"{ad['chosen_weight']:g}" in ad["cross_validation"]
+    assert card["trained_on"]["notes"] == 9
+    # the adapted model is an ordinary model directory: evaluate loads it
+    res = CliRunner().invoke(main, ["evaluate", str(added), "--model", str(out), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert "Adapted to added notes" in (out / "card.md").read_text()
+    # refuses a mix of scratch training and adaptation, with a usage error
+    res = CliRunner().invoke(main, ["train", str(added), "--base", "default", "--add", str(added), "-o", str(out)])
+    assert res.exit_code == 2
