@@ -61,6 +61,12 @@ def card_markdown(card: dict[str, Any]) -> str:
             lines += ["", f"Plain TF-IDF + logistic regression baseline, same folds: macro-F1 {_f(base['macro_f1'])}, "
                       f"kappa {_f(base['kappa'])}, team balance MAE {_f(base['team_balance_mae'])}."]
         lines += ["", *_group_table(cv), ""]
+        if cv.get("by_register"):
+            lines += ["The same held-out labels by kind of recording ('(none)' is the original synthetic sample):", "",
+                      "| recording | segments | macro-F1 | kappa |", "|---|---:|---:|---:|"]
+            for name, s in cv["by_register"].items():
+                lines.append(f"| {name} | {s['segments']} | {_f(s['macro_f1'])} | {_f(s['kappa'])} |")
+            lines.append("")
     for key, value in card.items():
         if key.startswith("cross_validation_by_") and value:
             lines += _register_section(value)

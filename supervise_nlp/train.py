@@ -108,6 +108,7 @@ def cross_validate(
     group: str = "authority",
     model: Pipeline | None = None,
     progress: Callable[[str], None] | None = None,
+    breakdown: str = "register",
 ) -> dict[str, Any]:
     """Leave-one-group-out: each group labelled by a model that never saw it; scores pooled, and
     per group (``per_group``). Records without the field are never held out: they always train
@@ -141,6 +142,14 @@ def cross_validate(
         per_group[g] = {k: s[k] for k in ("segments", "macro_f1", "kappa", "accuracy", "team_balance_mae")}
         per_group[g]["per_class_f1"] = {lab: s["per_class"][lab]["f1"] for lab in LABELS}
     pooled["per_group"] = per_group
+    if group != breakdown and any(r.get(breakdown) for r in records):
+        # the same held-out labels, pooled by another field (e.g. the synthetic sample vs each register)
+        kinds = sorted({str(records[i].get(breakdown) or "(none)") for i in held_all})
+        pooled[f"by_{breakdown}"] = {}
+        for kind in kinds:
+            idx = [i for i in held_all if str(records[i].get(breakdown) or "(none)") == kind]
+            s = score_outputs([records[i] for i in idx], [outputs[i] for i in idx])
+            pooled[f"by_{breakdown}"][kind] = {k: s[k] for k in ("segments", "macro_f1", "kappa", "team_balance_mae")}
     return pooled
 
 
