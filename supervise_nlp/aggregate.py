@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import re
+import unicodedata
 import warnings
 import zlib
 from collections import defaultdict
@@ -102,26 +103,43 @@ def build_table(
     where: Sequence[tuple[str, str]] = (),
     dayfirst: bool = False,
     pseudonymise: dict[str, bytes] | None = None,
+    merge_case: bool = False,
 ) -> NoteTable:
     """Collect labelled notes: (fields, counts, example sentences) -> a compact table.
 
     ``where`` filters on raw field values (or derived month/quarter) before anything is counted.
     Missing grouping values become "unknown" and are counted in ``quality`` so the report says so.
+    Names are normalised (:func:`normalise_name`); names that still differ only by case are kept
+    apart and counted, or merged with ``merge_case``.
     """
     t = NoteTable()
     wanted = list(dict.fromkeys([*keys, "team", "worker", "type"]))
+    where = [(k, normalise_name(v)) for k, v in where]
+    spellings: dict[tuple[str, str], str] = {}  # (key, casefolded) -> the first spelling seen
+    case_variants: dict[str, set[str]] = defaultdict(set)
+    today = dt.date.today()
     for fields, counts, examples in notes:
         date = parse_date(fields.get("date"), dayfirst)
         values = {}
         for k in dict.fromkeys([*wanted, *(w[0] for w in where)]):
-            values[k] = _value(fields, k, date)
-        if any(values[k] != v for k, v in where):
+            v = _value(fields, k, date)
+            if k not in DERIVED and v != UNKNOWN:
+                first = spellings.setdefault((k, v.casefold()), v)
+                if first != v:
+                    case_variants[k].add(v.casefold())
+                    v = first if merge_case else v
+            values[k] = v
+        if any(values[k] != v and not (merge_case and values[k].casefold() == v.casefold()) for k, v in where):
             t.quality["filtered out by --where"] += 1
             continue
         if fields.get("date") in (None, ""):
             t.quality["notes with no date"] += 1
         elif date is None:
             t.quality["notes with an unreadable date (not YYYY-MM-DD; see --dayfirst)"] += 1
+        elif date.year < 1950:
+            t.quality["notes dated before 1950 (check the dates)"] += 1
+        elif date > today:
+            t.quality["notes dated in the future (check the dates)"] += 1
         for k in wanted:
             v = values[k]
             if v == UNKNOWN and k not in DERIVED:
@@ -132,7 +150,23 @@ def build_table(
         t.counts.append((counts["procedural"], counts["change_focused"], counts["neutral"]))
         t.dates.append(date)
         t.examples.append(examples)
+    for k, folded in case_variants.items():
+        # a count, never the names: worker names are what pseudonymisation hides
+        how = "merged by --merge-case" if merge_case else "kept apart; --merge-case merges them"
+        t.quality[f"{k} names that differ only by upper/lower case ({how})"] = len(folded)
     return t
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_name(value: str) -> str:
+    """One spelling for one name: Unicode NFC, any run of whitespace (non-breaking spaces, tabs,
+    line breaks) as one space, no leading or trailing space, no control or invisible format
+    characters. "Team\u00a0A ", "Team  A" and a decomposed "Team Å" are each one group."""
+    v = unicodedata.normalize("NFC", value)
+    v = "".join(ch for ch in v if unicodedata.category(ch) not in ("Cc", "Cf") or ch in "\t\n\r")
+    return _SPACES.sub(" ", v).strip()
 
 
 def _value(fields: dict[str, Any], key: str, date: dt.date | None) -> str:
@@ -145,9 +179,10 @@ def _value(fields: dict[str, Any], key: str, date: dt.date | None) -> str:
             return f"{date.year}-Q{(date.month - 1) // 3 + 1}"
         return str(date.year)
     v = fields.get(key)
-    if v is None or (isinstance(v, str) and not v.strip()):
+    if v is None:
         return UNKNOWN
-    return str(v)
+    v = normalise_name(str(v))
+    return v or UNKNOWN
 
 
 # --- balances and intervals ------------------------------------------------------------------
@@ -587,7 +622,9 @@ def build_report(
         report["comparison"] = {"overall": None, "pairwise": []}
     report["culture"] = culture_analysis(table, min_notes, n_boot, seed, milestone, n_perm) \
         if culture and len(table) else None
-    return report
+    from .suppress import enforce
+
+    return enforce(report, table, by, min_notes, n_perm, seed)  # across every section, in one place
 
 
 def culture_analysis(table: NoteTable, min_notes: int, n_boot: int, seed: int,

@@ -22,7 +22,9 @@ FIELD_NAMES = ("text", "id", "team", "worker", "type", "date")
 
 
 def _err(message: str) -> None:
-    click.echo(message, err=True)
+    from .textsafe import clean
+
+    click.echo(clean(message), err=True)  # names and file names can hold terminal escapes
 
 
 def input_options(f: Callable) -> Callable:
@@ -34,6 +36,9 @@ def input_options(f: Callable) -> Callable:
                      show_default=True, help="Input format; 'auto' goes by file extension."),
         click.option("--max-chars", type=int, default=2_000_000, show_default=True,
                      help="Reject notes longer than this (characters)."),
+        click.option("--max-lines", type=click.IntRange(2), default=100_000, show_default=True,
+                     help="A quoted CSV field running on for more lines than this is taken as an unclosed "
+                          "quote: its row is rejected and the file read on from the next line."),
         click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
                      help="Where rejected records go (JSON Lines: file, line, reason). "
                           "Default: beside the output, or ./rejects.jsonl."),
@@ -84,6 +89,7 @@ def _read_options(kw: dict[str, Any]):
         input_format=kw["input_format"],
         max_chars=kw["max_chars"],
         keep_raw=kw["rejects_keep_raw"],
+        max_lines=kw["max_lines"],
     )
 
 
@@ -91,20 +97,22 @@ def _read_options(kw: dict[str, Any]):
 def friendly_errors() -> Iterator[None]:
     """Known failures become one clear line and a non-zero exit, never a traceback."""
     from .read import InputError
+    from .runio import PathClash, Stopped, WriteFailed, exit_status
+    from .textsafe import clean, safe_name
 
     try:
         yield
-    except InputError as e:
-        raise click.ClickException(str(e)) from None
+    except (InputError, PathClash, WriteFailed) as e:
+        raise click.ClickException(clean(str(e))) from None
     except OSError as e:
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        raise click.ClickException(f"{where}{e.strerror or e}") from None
-    except KeyboardInterrupt:
-        _err("interrupted: output written so far is complete up to the last finished batch")
-        sys.exit(130)
+        where = f"{safe_name(e.filename)}: " if getattr(e, "filename", None) else ""
+        raise click.ClickException(clean(f"{where}{e.strerror or e}")) from None
+    except (KeyboardInterrupt, Stopped) as e:
+        _err(f"stopped ({'interrupted' if isinstance(e, KeyboardInterrupt) else e}): nothing was written")
+        sys.exit(exit_status(e))
     except Exception as e:  # the model layer's own error type, imported lazily
         if type(e).__name__ == "ModelError":
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(clean(str(e))) from None
         raise
 
 
@@ -117,10 +125,13 @@ def _load_labeller(model_path: str | None):
 class Tally:
     """Per-file counts of read, labelled and rejected records; they must reconcile."""
 
-    def __init__(self) -> None:
-        self.files: dict[str, dict[str, int]] = {}
+    def __init__(self, files: dict[str, dict[str, int]] | None = None) -> None:
+        self.files: dict[str, dict[str, int]] = {k: dict(v) for k, v in (files or {}).items()}
         self.ids: set[str] = set()
         self.duplicates: dict[str, int] = {}
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        return {k: dict(v) for k, v in self.files.items()}
 
     def add(self, source: str, labelled: bool, note_id: Any = None) -> None:
         c = self.files.setdefault(source, {"read": 0, "labelled": 0, "rejected": 0})
@@ -166,41 +177,27 @@ def progress_bar(quiet: bool, description: str):
         yield lambda n=1: p.advance(task, n)
 
 
-def default_rejects_path(output: str | None) -> Path:
+def default_rejects_path(output: str | None, command: str = "classify") -> Path:
+    """Beside the output: OUT.rejects.jsonl for classify's OUT.jsonl; REPORT.html.rejects.jsonl for a
+    report (never the name of a classify run's rejects, which a report of its output would clobber)."""
     if output and output != "-":
         out = Path(output)
-        return out.with_name(out.name.removesuffix(".jsonl") + ".rejects.jsonl")
+        stem = out.name.removesuffix(".jsonl") if command == "classify" else out.name
+        return out.with_name(stem + ".rejects.jsonl")
     return Path("rejects.jsonl")
 
 
-def _refuse_overwriting_inputs(inputs: tuple[str, ...], outputs: list[str | None]) -> None:
-    """Writing over an input while reading it would destroy it: refuse before anything is opened."""
-    for out in outputs:
-        if not out or out == "-" or not Path(out).exists():
-            continue
-        for inp in inputs:
-            if inp != "-" and Path(inp).exists() and os.path.samefile(inp, out):
-                raise click.ClickException(f"{out}: is also an input; write the output to another file")
+def _check_paths(inputs: tuple[str, ...], writes: list[tuple[str, str | None]]) -> None:
+    """Every path the command will write, checked against every input and each other."""
+    from .runio import check_paths
+
+    check_paths(inputs, writes)
 
 
-class RejectsWriter:
-    """Opens the rejects file only when the first reject arrives; a stale one from an earlier run
-    is removed at the start, so the file beside an output always belongs to that output."""
+def _reject_line(reject, keep_raw: bool) -> str:
+    from .textsafe import dumps
 
-    def __init__(self, path: Path, keep_raw: bool) -> None:
-        self.path, self.keep_raw, self.fh, self.count = path, keep_raw, None, 0
-        if path.exists() and path.is_file():
-            path.unlink()
-
-    def write(self, reject) -> None:
-        if self.fh is None:
-            self.fh = open(self.path, "w", encoding="utf-8")
-        self.fh.write(json.dumps(reject.to_dict(self.keep_raw), ensure_ascii=False) + "\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self.fh:
-            self.fh.close()
+    return dumps(reject.to_dict(keep_raw)) + "\n"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -222,42 +219,160 @@ def main() -> None:
 @click.option("-o", "--output", default="-", show_default=True, help="Output JSON Lines file ('-' for stdout).")
 @click.option("--model", "model_path", type=click.Path(), help="Model directory (default: the shipped model).")
 @click.option("--keep-text", is_flag=True, help="Copy each note's text into the output.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run (same inputs and -o) from its last "
+              "whole record; the counts cover both runs.")
 @engine_options
 @input_options
-def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_text: bool, **kw: Any) -> None:
-    """Label every segment of every note in INPUTS (.jsonl, .csv, .txt, folders, '-')."""
+def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_text: bool, resume: bool,
+             **kw: Any) -> None:
+    """Label every segment of every note in INPUTS (.jsonl, .csv, .txt, .xlsx, .gz, .zip, folders, '-')."""
     with friendly_errors():
+        from itertools import islice
+
         from .read import Reject, read_records
+        from .runio import Pair, RecordFile
 
         opts = _read_options(kw)
         notice = None if kw["quiet"] else _err
-        _refuse_overwriting_inputs(inputs, [output, kw["rejects_path"]])
+        rejects_path = kw["rejects_path"] or str(default_rejects_path(output))
+        _check_paths(inputs, [("output", output), ("rejects file", rejects_path)])
+        state = _resume_state(inputs, output, rejects_path) if resume else None
         items = read_records(inputs, opts, notice=notice)
+        if state:
+            items = islice(items, state["records"], None)  # read again, not labelled again
         first = next(items, None)  # surfaces a bad path before any output file is created
-        tally = Tally()
-        rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(output),
-                                kw["rejects_keep_raw"])
-        out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+        tally = Tally(state["tally"] if state else None)
+        pair = Pair(RecordFile(output, resume_bytes=state["output_bytes"] if state else 0),
+                    RecordFile(rejects_path, lazy=True, resume_bytes=state["rejects_bytes"] if state else 0))
+        committed = tally.snapshot()
+        stream = None
         try:
             stream = _labelled_stream(_prepend(first, items), model_path, kw, keep_text, serialize=True)
-            with progress_bar(kw["quiet"], "labelling notes") as advance:
+            with _stoppable(), progress_bar(kw["quiet"], "labelling notes") as advance:
                 for item, result in stream:
                     if isinstance(item, Reject):
-                        rejects.write(item)
+                        pair.rejects.add(_reject_line(item, kw["rejects_keep_raw"]))
                         tally.add(item.source, False)
                     else:
-                        out.write(result + "\n")
+                        pair.out.add(result + "\n")
                         tally.add(item.source, True, _id_of(item))
                         advance()
                     if tally.total["read"] % 256 == 0:
-                        out.flush()
-        finally:
-            if out is not sys.stdout:
-                out.close()
-            else:
-                out.flush()
-            rejects.close()
-        _finish(tally, rejects, kw)
+                        pair.commit()
+                        committed = tally.snapshot()
+                pair.finish()
+        except BaseException as e:
+            from .runio import Stopped, WriteFailed
+
+            if not isinstance(e, (KeyboardInterrupt, Stopped, WriteFailed)):
+                pair.discard()
+                raise
+            _close(stream)
+            committed = _stop_classify(e, pair, tally, committed, inputs, output, kw)
+            _stopped(e, Tally(committed), pair, output, kw)
+        _close(stream)
+        if state or output != "-":
+            _drop_resume_marker(output)
+        _finish(tally, pair.rejects, kw)
+
+
+def _stoppable():
+    from .runio import stop_on_signals
+
+    return stop_on_signals()
+
+
+def _close(stream) -> None:
+    close = getattr(stream, "close", None)
+    if close:
+        try:
+            close()
+        except Exception:  # a pool torn down while stopping has nothing more to say
+            pass
+
+
+def _stop_classify(stop: BaseException, pair, tally: Tally, committed: dict, inputs, output: str,
+                   kw: dict[str, Any]) -> dict:
+    """Close both files on a whole record, and leave what --resume needs. Returns the counts held."""
+    from .runio import WriteFailed, signals_held
+
+    with signals_held():
+        if isinstance(stop, WriteFailed):
+            pair.drop_pending()  # whatever could not be written is read again by --resume
+        else:
+            try:
+                pair.commit()
+                committed = tally.snapshot()
+            except WriteFailed:
+                pair.drop_pending()
+        try:
+            pair.out.finish()
+            pair.rejects.finish()
+        except WriteFailed:
+            pair.discard()
+            return committed
+        if output != "-":
+            from .runio import write_resume
+
+            write_resume(output, {
+                "version": 1, "inputs": _input_ids(inputs), "records": sum(c["read"] for c in committed.values()),
+                "output": os.path.realpath(output), "output_bytes": pair.out.committed,
+                "output_sha256": pair.out.hash.hexdigest(),
+                "rejects": os.path.realpath(pair.rejects.path), "rejects_bytes": pair.rejects.committed,
+                "rejects_sha256": pair.rejects.hash.hexdigest(), "tally": committed})
+    return committed
+
+
+def _stopped(stop: BaseException, held: Tally, pair, output: str, kw: dict[str, Any]) -> None:
+    """Say what happened and what the files hold, then exit non-zero."""
+    from .runio import WriteFailed, exit_status
+
+    if isinstance(stop, WriteFailed) and stop.path == "-" and getattr(stop.error, "errno", None) == 32:
+        sys.exit(141)  # standard output closed (| head): nothing to say, and nowhere to say it
+    why = str(stop) if isinstance(stop, WriteFailed) else (
+        "interrupted" if isinstance(stop, KeyboardInterrupt) else f"stopped by {stop}")
+    _err(f"{why}: the files hold whole records only, up to the same input record; counts so far:")
+    _err(held.summary())
+    if pair.rejects.records or pair.rejects.committed:
+        _err(f"rejected record(s) so far are in {pair.rejects.path}")
+    if output != "-":
+        _err(f"continue with the same command and --resume (state in {output}{'.resume.json'})")
+    sys.exit(1 if isinstance(stop, WriteFailed) else exit_status(stop))
+
+
+def _input_ids(inputs) -> list[str]:
+    return [i if i == "-" else os.path.realpath(i) for i in inputs]
+
+
+def _resume_state(inputs: tuple[str, ...], output: str, rejects_path: str) -> dict[str, Any]:
+    """What the interrupted run left, checked: same inputs, and its files as it left them."""
+    from .runio import prefix_sha256, read_resume, resume_path
+
+    if output == "-":
+        raise click.UsageError("--resume needs -o FILE (the output of the interrupted run)")
+    if "-" in inputs:
+        raise click.UsageError("--resume cannot read standard input again; give the input as a file")
+    state = read_resume(output)
+    if not state:
+        raise click.ClickException(f"{output}: no interrupted run to resume ({resume_path(output)} not found)")
+    if state.get("inputs") != _input_ids(inputs):
+        raise click.ClickException("--resume: the inputs are not those of the interrupted run")
+    if state.get("rejects") != os.path.realpath(rejects_path):
+        raise click.ClickException(f"--resume: the interrupted run wrote its rejects to {state.get('rejects')}")
+    for key, path in (("output", output), ("rejects", rejects_path)):
+        size = int(state.get(f"{key}_bytes", 0))
+        if size and prefix_sha256(path, size) != state.get(f"{key}_sha256"):
+            raise click.ClickException(f"{path}: changed since the run was interrupted; run it again without --resume")
+    return state
+
+
+def _drop_resume_marker(output: str) -> None:
+    """The marker of an interrupted run of this output: wrong once the output is complete."""
+    from .runio import read_resume, resume_path
+
+    state = read_resume(output)
+    if state and state.get("output") == os.path.realpath(output):
+        resume_path(output).unlink(missing_ok=True)
 
 
 def _id_of(item: Any) -> Any:
@@ -270,13 +385,16 @@ def _prepend(first, rest):
     yield from rest
 
 
-def _finish(tally: Tally, rejects: RejectsWriter, kw: dict[str, Any]) -> None:
+def _finish(tally: Tally, rejects, kw: dict[str, Any]) -> None:
+    count = tally.total["rejected"]
     if not kw["quiet"]:
         _err(tally.summary())
-        if rejects.count:
-            _err(f"{rejects.count} rejected record(s) written to {rejects.path}")
-    if kw["strict"] and rejects.count:
-        raise click.ClickException(f"--strict: {rejects.count} record(s) rejected (see {rejects.path})")
+        if count:
+            _err(f"{count} rejected record(s) written to {rejects.path}")
+        elif not rejects.opened and Path(rejects.path).exists():
+            _err(f"note: {rejects.path} is from an earlier run (this run rejected nothing); it was left as it was")
+    if kw["strict"] and count:
+        raise click.ClickException(f"--strict: {count} record(s) rejected (see {rejects.path})")
 
 
 @main.command()
@@ -312,6 +430,10 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
     with friendly_errors():
         from .card import card_markdown
         from .modelio import save_model
+
+        _check_paths((*corpus, *test_paths, *check_paths, *add_paths),
+                     [(f"model's {name}", str(Path(output_dir) / name))
+                      for name in ("model.skops", "card.json", "card.md", "manifest.json")])
 
         progress = None if quiet else _err
         if add_paths or base:
@@ -397,6 +519,7 @@ def evaluate(corpus: tuple[str, ...], model_paths: tuple[str, ...], fmt: str, ou
         from .read import read_corpus
         from .render import evaluation_table
 
+        _check_paths(corpus, [("output", output)])
         records = read_corpus(corpus)
         results = {}
         for path in model_paths or (None,):
@@ -409,10 +532,18 @@ def evaluate(corpus: tuple[str, ...], model_paths: tuple[str, ...], fmt: str, ou
 
 
 def _write_text(text: str, output: str, colour: bool | None = None) -> None:
+    """Standard output, or a file written beside the target and renamed into place whole."""
     if output == "-":
         click.echo(text, nl=False, color=colour)
-    else:
-        Path(output).write_text(text, encoding="utf-8")
+        return
+    from .runio import RecordFile
+
+    out = RecordFile(output)
+    try:
+        out.add(text)
+        out.finish()
+    finally:
+        out.discard()
 
 
 def _where(values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -425,19 +556,39 @@ def _where(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
+def _key_path(key_file: str | None, output: str) -> Path:
+    return Path(key_file) if key_file else (
+        Path(output).with_name("supervise-nlp.key") if output != "-" else Path("supervise-nlp.key"))
+
+
+MAX_KEY_BYTES = 4096
+
+
 def _pseudonym_keys(enabled: bool, teams_too: bool, key_file: str | None, output: str) -> dict[str, bytes] | None:
     """The pseudonym key: the user's file, or one created beside the output (kept for next time)."""
     if not (enabled or teams_too):
         return None
     import secrets
+    import stat
 
-    path = Path(key_file) if key_file else (
-        Path(output).with_name("supervise-nlp.key") if output != "-" else Path("supervise-nlp.key"))
+    path = _key_path(key_file, output)
     if path.exists():
-        key = path.read_bytes().strip()
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero would never end, a pipe would be used up
+            raise click.ClickException(f"{path}: a pseudonym key must be a regular file")
+        with open(path, "rb") as fh:
+            key = fh.read(MAX_KEY_BYTES + 1).strip()
+        if len(key) > MAX_KEY_BYTES:
+            raise click.ClickException(f"{path}: over {MAX_KEY_BYTES} bytes: not a pseudonym key file")
         if len(key) < 32:
             raise click.ClickException(f"{path}: a pseudonym key must hold at least 32 bytes (this one has "
                                        f"{len(key)}); delete it to have a new one made")
+        if st.st_mode & 0o004:
+            _err(f"warning: {path} can be read by every user of this machine; anyone with the key can "
+                 f"test names against the codes (chmod 600 {path})")
+        if len(set(key)) == 1:
+            _err(f"warning: {path} is one character repeated; such a key is guessable, so the codes hide "
+                 "little (delete it to have a random one made)")
     else:
         key = secrets.token_hex(32).encode()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private from the first byte
@@ -480,6 +631,8 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
               help="Show the N most clearly procedural and change-focused sentences per group (note text!).")
 @click.option("--milestone", type=click.DateTime(["%Y-%m-%d"]), help="Compare balance before and after this date.")
 @click.option("--dayfirst", is_flag=True, help="Read dd/mm/yyyy dates (otherwise only YYYY-MM-DD is read).")
+@click.option("--merge-case", is_flag=True, help="Treat names that differ only by upper/lower case as one "
+              "(by default they are kept apart and the report says how many there are).")
 @click.option("--no-culture", is_flag=True, help="Skip the culture analysis (variance, mirroring, trend).")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True,
               help="Bootstrap resamples for intervals.")
@@ -490,8 +643,8 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
 @input_options
 def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
            model_path: str | None, min_notes: int, pseudonymise: bool, pseudonymise_teams: bool,
-           key_file: str | None, include_examples: int, milestone, dayfirst: bool, no_culture: bool,
-           n_boot: int, n_perm: int, seed: int, **kw: Any) -> None:
+           key_file: str | None, include_examples: int, milestone, dayfirst: bool, merge_case: bool,
+           no_culture: bool, n_boot: int, n_perm: int, seed: int, **kw: Any) -> None:
     """Balance per team (or any --by) from raw notes or from classify output."""
     with friendly_errors():
         from .aggregate import build_report, build_table
@@ -499,31 +652,52 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
         from .modelio import load_card
         from .read import read_records
         from .render import report_csv, report_html, report_table
+        from .runio import RecordFile, Stopped, WriteFailed
 
         opts = _read_options(kw)
         conditions = _where(where)
         by = by or ("team",)
+        rejects_path = kw["rejects_path"] or str(default_rejects_path(output, "report"))
+        keyed = pseudonymise or pseudonymise_teams
+        _check_paths(inputs, [("output", output), ("rejects file", rejects_path),
+                              ("pseudonym key", str(_key_path(key_file, output)) if keyed else None)])
         keys = _pseudonym_keys(pseudonymise, pseudonymise_teams, key_file, output)
         items = read_records(inputs, opts, notice=None if kw["quiet"] else _err)
         tally = Tally()
-        rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(
-            None if output == "-" else str(Path(output).with_suffix(".jsonl"))), kw["rejects_keep_raw"])
+        rejects = RecordFile(rejects_path, lazy=True)
+        committed = tally.snapshot()
 
         def counted():
+            nonlocal committed
             with progress_bar(kw["quiet"], "labelling notes") as advance:
                 for item, out in _report_stream(items, model_path, kw, include_examples > 0):
                     tally.add(item.source, out is not None, out.get("id") if out else None)
                     if out is None:
-                        rejects.write(item)
+                        rejects.add(_reject_line(item, kw["rejects_keep_raw"]))
                     else:
                         advance()
+                    if tally.total["read"] % 256 == 0:
+                        rejects.commit()
+                        committed = tally.snapshot()
                     yield item, out
 
         try:
-            table = build_table(labelled_notes(counted(), examples=include_examples > 0), by, conditions,
-                                dayfirst=dayfirst, pseudonymise=keys)
-        finally:
-            rejects.close()
+            with _stoppable():
+                table = build_table(labelled_notes(counted(), examples=include_examples > 0), by, conditions,
+                                    dayfirst=dayfirst, pseudonymise=keys, merge_case=merge_case)
+                rejects.finish()
+        except (KeyboardInterrupt, Stopped, WriteFailed) as e:
+            try:
+                rejects.finish()  # the rejects found so far are kept, whole
+                if not isinstance(e, WriteFailed):
+                    committed = tally.snapshot()
+            except WriteFailed:
+                rejects.discard()
+            _err(f"{e if isinstance(e, WriteFailed) else 'stopped'}: no report was written; counts so far:")
+            _err(Tally(committed).summary())
+            from .runio import exit_status
+
+            sys.exit(1 if isinstance(e, WriteFailed) else exit_status(e))
         if not len(table):
             raise click.ClickException("no labelled notes to report on" + (" after --where" if where else ""))
         rep = build_report(table, by, {"records": tally.total["read"], "labelled": tally.total["labelled"],
@@ -532,7 +706,9 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
                            milestone=milestone.date() if milestone else None,
                            include_examples=include_examples, culture=not no_culture)
         if fmt == "json":
-            text = json.dumps(rep, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+            from .textsafe import dumps
+
+            text = dumps(rep, indent=2, default=_jsonable) + "\n"
         elif fmt == "csv":
             text = report_csv(rep)
         elif fmt == "html":
@@ -567,13 +743,16 @@ def explain(source: str, fmt: str, output: str, model_path: str | None, top: int
     Nothing is written anywhere except where -o says.
     """
     with friendly_errors():
+        _check_paths((source,) if source != "-" and _is_file(source) else (), [("output", output)])
         text = _note_text(source)
         from .explain import explain_text
 
         ex = explain_text(text, _load_labeller(model_path), top=top)
         use_colour = fmt == "text" and (colour if colour is not None else (output == "-" and sys.stdout.isatty()))
         if fmt == "json":
-            out = json.dumps(ex, indent=2, ensure_ascii=False) + "\n"
+            from .textsafe import dumps
+
+            out = dumps(ex, indent=2) + "\n"
         elif fmt == "html":
             from .render import explain_html
 

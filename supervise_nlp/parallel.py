@@ -45,7 +45,22 @@ def labeller_for(model_path: str | None) -> NoteLabeller:
     return NoteLabeller(load_model(model_path))
 
 
+def _quiet_worker() -> None:
+    """A pool worker leaves stopping to the parent: Ctrl-C (sent to the whole process group) is
+    ignored here, and SIGTERM (the pool's own way to end a worker) ends it at once, without the
+    "Process ForkPoolWorker-1:" traceback or the parent's stop handler (inherited by fork)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a closed pipe ends a worker quietly
+
+
 def _init(model_path: str | None) -> None:
+    _quiet_worker()
     _WORKER.setdefault("model_path", model_path)
 
 

@@ -140,14 +140,16 @@ def test_output_that_is_an_input_is_refused_and_the_input_survives(tmp_path, dat
     assert res.exit_code == 1 and "is also an input" in res.stderr and p.read_bytes() == before
 
 
-def test_stale_rejects_file_from_an_earlier_run_is_removed(tmp_path, data):
+def test_rejects_file_from_an_earlier_run_is_left_alone_and_named(tmp_path, data):
+    # a run never removes a file it did not create (issue 12); it says the file is not its own
     out = tmp_path / "o.jsonl"
     stale = tmp_path / "o.rejects.jsonl"
     stale.write_text('{"file": "old", "line": 1, "reason": "from last week"}\n')
     ok = tmp_path / "ok.jsonl"
     ok.write_text('{"id": "a", "text": "Mum said she wants to try."}\n')
-    assert CliRunner().invoke(main, ["classify", str(ok), "-o", str(out)]).exit_code == 0
-    assert not stale.exists()
+    res = CliRunner().invoke(main, ["classify", str(ok), "-o", str(out)])
+    assert res.exit_code == 0 and "from an earlier run" in res.stderr
+    assert "from last week" in stale.read_text()
 
 
 def test_output_keys_never_overwrite_input_fields(tmp_path):
