@@ -10,7 +10,10 @@ is on an explicit allow-list, so a tampered or foreign file is refused before an
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import stat
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -46,6 +49,39 @@ TRUSTED_TYPES = [
     "builtins.bool",
 ]
 EXPECTED_FILES = {MODEL_FILE, "card.json", "card.md"}
+# nothing is read past these sizes: a model file is a few MB, a card a few KB
+MAX_BYTES = {MODEL_FILE: 512 << 20, "card.json": 8 << 20, "card.md": 8 << 20, MANIFEST: 1 << 20}
+MAX_EXPANDED = 2 << 30  # what the model's zip may expand to
+
+
+def read_model_file(path: Path, cap: int | None = None) -> bytes:
+    """A model directory's file, read safely: never through a symlink (a link to /dev/zero would
+    never end), only a regular file, and never past its size cap."""
+    cap = cap if cap is not None else MAX_BYTES.get(path.name, 8 << 20)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file is missing") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise ModelError(f"{path}: is a symbolic link; a model's files must be regular files in its directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{path}: not a regular file")
+    if st.st_size > cap:
+        raise ModelError(f"{path}: {st.st_size:,} bytes, over the {cap:,} a model file may have")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot be read ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped since the check
+            raise ModelError(f"{path}: not a regular file")
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise ModelError(f"{path}: over the {cap:,} bytes a model file may have")
+    return data
 
 
 class ModelError(Exception):
@@ -103,12 +139,14 @@ def _compatible(version: str) -> tuple[str, ...]:
 
 def read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
-    if not path.exists():
+    if not os.path.lexists(path):
         raise ModelError(f"{directory}: not a supervise-nlp model directory (no {MANIFEST})")
     try:
-        manifest = json.loads(path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{path}: unreadable manifest ({e})") from None
+        manifest = json.loads(read_model_file(path).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ModelError(f"{path}: unreadable manifest ({type(e).__name__})") from None
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{path}: unreadable manifest (not an object)")
     if manifest.get("package") != "supervise-nlp":
         raise ModelError(f"{directory}: not a supervise-nlp model (manifest names {manifest.get('package')!r})")
     made_by = str(manifest.get("package_version", "?"))
@@ -140,18 +178,25 @@ def load_model(directory: str | Path | None = None) -> Any:
     listed = manifest.get("files", {})
     if not isinstance(listed, dict) or set(listed) != EXPECTED_FILES:
         raise ModelError(f"{path}: the manifest must list exactly {', '.join(sorted(EXPECTED_FILES))}")
+    blobs = {}
     for name, digest in listed.items():
         f = path / name
-        if not f.exists():
-            raise ModelError(f"{path}: model file {name} is missing")
-        if _sha256(f) != digest:
+        blobs[name] = read_model_file(f)
+        if hashlib.sha256(blobs[name]).hexdigest() != digest:
             raise ModelError(f"{f}: checksum does not match the manifest; the model was changed after it was saved")
     model_file = path / MODEL_FILE
+    data = blobs[MODEL_FILE]  # checked bytes are the bytes loaded: nothing can be swapped in between
     try:
-        untrusted = sio.get_untrusted_types(file=model_file)
-        named = schema_types(model_file)
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            expanded = sum(i.file_size for i in z.infolist())
+        if expanded > MAX_EXPANDED:
+            raise ModelError(f"{model_file}: expands to {expanded:,} bytes; refused")
+        untrusted = sio.get_untrusted_types(data=data)
+        named = schema_types(data)
+    except ModelError:
+        raise
     except Exception as e:  # a corrupt zip or foreign format: refuse, never guess
-        raise ModelError(f"{model_file}: not a readable skops model file ({e})") from None
+        raise ModelError(f"{model_file}: not a readable skops model file ({type(e).__name__})") from None
     # skops trusts ~200 scikit-learn types by default; this package trusts only what its own
     # pipeline is made of, so every type the file names is checked against TRUSTED_TYPES
     unknown = sorted((named | set(untrusted)) - set(TRUSTED_TYPES))
@@ -160,15 +205,87 @@ def load_model(directory: str | Path | None = None) -> Any:
             f"{model_file}: refused, it contains types this package does not trust: {', '.join(unknown[:5])}"
         )
     try:
-        return sio.load(model_file, trusted=[t for t in untrusted])
+        model = sio.load(io.BytesIO(data), trusted=[t for t in untrusted])
     except Exception as e:
-        raise ModelError(f"{model_file}: could not be loaded ({e})") from None
+        raise ModelError(f"{model_file}: could not be loaded ({type(e).__name__})") from None
+    check_model(model, model_file)
+    return model
 
 
-def schema_types(model_file: Path) -> set[str]:
+def check_model(model: Any, where: Path | str = "model") -> None:
+    """Refuse a model of trusted types whose values would fail (or mislead) while labelling.
+
+    Every scikit-learn step's parameters are checked against its own constraints, the featurizer's
+    against theirs; the fitted arrays must agree in shape and be finite; and a probe note must
+    come back as one probability per label, each row summing to one.
+    """
+    import numpy as np
+
+    def bad(why: str) -> ModelError:
+        return ModelError(f"{where}: refused, {why}")
+
+    steps = getattr(model, "steps", None)
+    if not isinstance(steps, list) or not steps:
+        raise bad("not a pipeline of steps")
+    for name, step in steps:
+        validate = getattr(step, "_validate_params", None)
+        if validate is not None and hasattr(step, "_parameter_constraints"):
+            try:
+                validate()
+            except Exception as e:
+                raise bad(f"step {name!r} has invalid parameters ({str(e).splitlines()[0][:200]})") from None
+    first = steps[0][1]
+    from .features import SegmentFeaturizer
+
+    if isinstance(first, SegmentFeaturizer):
+        p = first.get_params()
+        n = p.get("n_features")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 1 << 24:
+            raise bad("the featurizer's n_features is not a whole number from 1 to 2^24")
+        cg = p.get("char_ngrams")
+        if cg is not None and not (isinstance(cg, (tuple, list)) and len(cg) == 2
+                                   and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in cg)
+                                   and 1 <= cg[0] <= cg[1] <= 10):
+            raise bad("the featurizer's char_ngrams is not a range of 1 to 10 characters")
+        for flag in ("word_bigrams", "concepts", "negation", "shape", "context"):
+            if not isinstance(p.get(flag), (bool, np.bool_)):
+                raise bad(f"the featurizer's {flag} is not true or false")
+    classes = getattr(model, "classes_", None)
+    if classes is None or sorted(map(str, classes)) != sorted(["procedural", "change_focused", "neutral"]):
+        raise bad("its labels are not procedural, change_focused and neutral")
+    for _, step in steps:
+        for attr in ("coef_", "intercept_", "idf_"):
+            arr = getattr(step, attr, None)
+            if arr is not None and not np.all(np.isfinite(np.asarray(arr, dtype=float))):
+                raise bad(f"{attr} holds values that are not finite numbers")
+    try:
+        proba = np.asarray(model.predict_proba(_probe(first)), dtype=float)
+    except Exception as e:
+        raise bad(f"it fails on a probe note ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
+                  ) from None
+    if proba.shape != (2, 3) or not np.all(np.isfinite(proba)) or not np.allclose(proba.sum(axis=1), 1, atol=1e-3):
+        raise bad("it does not give one probability per label for a probe note")
+
+
+def _probe(first_step: Any) -> list[Any]:
+    texts = ["SW to send the CIN plan by Friday.", "Mum said she is proud of how the boys are doing."]
+    from .features import SegmentFeaturizer
+
+    if not isinstance(first_step, SegmentFeaturizer):
+        return texts
+    from .segment import get_nlp, segments_of
+
+    return [segments_of(doc)[0] for doc in get_nlp().pipe(texts)]
+
+
+def schema_types(model_file: Path | bytes) -> set[str]:
     """Every type a skops file names, read from its schema without building anything."""
-    with zipfile.ZipFile(model_file) as z:
-        schema = json.loads(z.read("schema.json"))
+    src = io.BytesIO(model_file) if isinstance(model_file, bytes) else model_file
+    with zipfile.ZipFile(src) as z:
+        info = z.getinfo("schema.json")
+        if info.file_size > 64 << 20:
+            raise ModelError("schema.json is too large")
+        schema = json.loads(z.read(info))
     found: set[str] = set()
     stack = [schema]
     while stack:
@@ -183,8 +300,24 @@ def schema_types(model_file: Path) -> set[str]:
 
 
 def load_card(directory: str | Path | None = None) -> dict[str, Any]:
+    """The model card, read as safely as the model: checked against the manifest's checksum.
+
+    No card (or no directory) gives ``{}``; a card that is there but does not match its manifest,
+    or is a link or a device, is refused: a report must not quote figures nobody vouched for.
+    """
     path = Path(directory) if directory else default_model_dir()
-    try:
-        return json.loads((path / "card.json").read_text("utf-8"))
-    except (OSError, json.JSONDecodeError):
+    if path.is_file():
+        path = path.parent
+    card = path / "card.json"
+    if not os.path.lexists(card):
         return {}
+    data = read_model_file(card)
+    if os.path.lexists(path / MANIFEST):
+        digest = (read_manifest(path).get("files") or {}).get("card.json")
+        if digest != hashlib.sha256(data).hexdigest():
+            raise ModelError(f"{card}: checksum does not match the manifest; the card was changed after it was saved")
+    try:
+        out = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return {}
+    return out if isinstance(out, dict) else {}

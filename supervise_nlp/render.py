@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 from .classify import LABELS
+from .textsafe import clean, csv_cell, mathtext_safe
 
 WIDTH = 100
 
@@ -13,7 +14,9 @@ WIDTH = 100
 def _console(buf: io.StringIO):
     from rich.console import Console
 
-    return Console(file=buf, width=WIDTH, force_terminal=False, color_system=None, highlight=False)
+    # names come from exports: "[bold]" or ":x:" in a team name is text, never markup or emoji
+    return Console(file=buf, width=WIDTH, force_terminal=False, color_system=None, highlight=False, markup=False,
+                   emoji=False)
 
 
 def _f(x: Any, nd: int = 3) -> str:
@@ -67,7 +70,8 @@ def evaluation_table(results: dict[str, dict[str, Any]]) -> str:
 
 
 def _key(k: dict[str, str]) -> str:
-    return " / ".join(k.values())
+    """A group's name as shown anywhere: its values, without control characters."""
+    return clean(" / ".join(map(str, k.values())), newlines=False)
 
 
 def _pct(x: Any) -> str:
@@ -85,11 +89,11 @@ def report_table(rep: dict[str, Any]) -> str:
     buf = io.StringIO()
     con = _console(buf)
     inp = rep["input"]
-    con.print(f"Balance of change-focused to procedural recording, by {' and '.join(rep['by'])}")
+    con.print(clean(f"Balance of change-focused to procedural recording, by {' and '.join(rep['by'])}"))
     con.print(f"Input: {inp['records']} records, {inp['labelled']} labelled, {inp['rejected']} rejected. "
               "Balance = change-focused / (change-focused + procedural) segments; 95% bootstrap interval over notes.")
     t = Table(show_lines=False)
-    t.add_column(" / ".join(rep["by"]), overflow="fold", max_width=36)
+    t.add_column(clean(" / ".join(rep["by"]), newlines=False), overflow="fold", max_width=36)
     for col in ("notes", "proc.", "change", "neutral", "balance", "95% CI", "CF notes"):
         t.add_column(col, justify="right")
     rows = rep["groups"] + ([{"key": {"": "overall"}, **rep["overall"]}] if rep["overall"] else [])
@@ -99,7 +103,7 @@ def report_table(rep: dict[str, Any]) -> str:
                   end_section=i == len(rows) - 2)
     con.print(t)
     for line in report_findings(rep):
-        con.print("• " + line)
+        con.print("• " + clean(line, newlines=False))
     return buf.getvalue()
 
 
@@ -180,12 +184,13 @@ def report_csv(rep: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     by = rep["by"]
-    w.writerow([*by, "notes", "procedural", "change_focused", "neutral", "balance", "balance_ci_low",
+    # OWASP CSV injection: a name starting =, +, -, @ (or a tab) would be a formula in Excel
+    w.writerow([*map(csv_cell, by), "notes", "procedural", "change_focused", "neutral", "balance", "balance_ci_low",
                 "balance_ci_high", "change_focused_notes"])
     rows = rep["groups"] + ([{"key": {k: "overall" for k in by}, **rep["overall"]}] if rep["overall"] else [])
     for g in rows:
         lo, hi = g["balance_ci"]
-        w.writerow([*(g["key"].get(k, "") for k in by), g["notes"], g["procedural"], g["change_focused"],
+        w.writerow([*(csv_cell(str(g["key"].get(k, ""))) for k in by), g["notes"], g["procedural"], g["change_focused"],
                     g["neutral"], g["balance"], lo, hi, g["change_focused_notes"]])
     return buf.getvalue()
 
@@ -224,7 +229,7 @@ def _charts(rep: dict[str, Any]) -> dict[str, str]:
             ax.axvline(rep["overall"]["balance"], color="#888", ls="--", lw=1, label="overall")
             ax.legend(loc="lower right", frameon=False)
         ax.axvline(0.5, color="#ccc", lw=0.8)
-        ax.set_yticks(list(ys), [_key(g["key"]) for g in groups])
+        ax.set_yticks(list(ys), [mathtext_safe(_key(g["key"])) for g in groups])  # "$" is not mathematics
         ax.set_xlim(0, 1)
         ax.set_xlabel("balance: change-focused share of procedural + change-focused sentences (95% CI)")
         ax.spines[["top", "right"]].set_visible(False)
@@ -242,7 +247,7 @@ def _charts(rep: dict[str, Any]) -> dict[str, str]:
             by_gap = sorted(named, key=lambda i: -abs(s[i] - v[i]))[:4]
             named = {*by_gap, min(named, key=lambda i: v[i]), max(named, key=lambda i: v[i])}
         for i in named:
-            ax.annotate(mir["teams"][i]["team"], (v[i], s[i]), fontsize=7, xytext=(4, -3),
+            ax.annotate(mathtext_safe(mir["teams"][i]["team"]), (v[i], s[i]), fontsize=7, xytext=(4, -3),
                         textcoords="offset points")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
@@ -259,7 +264,7 @@ def _charts(rep: dict[str, Any]) -> dict[str, str]:
         ax.fill_between(x, [m["balance_ci"][0] for m in months], [m["balance_ci"][1] for m in months],
                         color="#1f5f8b", alpha=0.15, lw=0)
         step = max(1, len(months) // 12)
-        ax.set_xticks(x[::step], [m["month"] for m in months][::step], rotation=45, ha="right")
+        ax.set_xticks(x[::step], [mathtext_safe(m["month"]) for m in months][::step], rotation=45, ha="right")
         ax.set_ylim(0, 1)
         ax.set_ylabel("balance")
         ms = rep["culture"]["trend"].get("milestone")
@@ -305,7 +310,7 @@ def report_html(rep: dict[str, Any], card: dict[str, Any] | None = None) -> str:
                  f"<th class=n>{ov['change_focused']}</th><th class=n>{ov['neutral']}</th>"
                  f"<th class=n>{_f(ov['balance'], 2)}</th><th class=n>{_ci(ov['balance_ci'])}</th>"
                  f"<th class=n>{_pct(ov['change_focused_notes'])}</th></tr>")
-    findings = "".join(f"<li>{escape(x)}</li>" for x in report_findings(rep))
+    findings = "".join(f"<li>{escape(clean(x))}</li>" for x in report_findings(rep))
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta name=viewport content='width=device-width,initial-scale=1'>",
@@ -331,8 +336,8 @@ def report_html(rep: dict[str, Any], card: dict[str, Any] | None = None) -> str:
     if examples:
         parts.append("<h2>Example sentences (shown because the report was asked to include them)</h2>")
         for g in examples:
-            items = "".join(f"<li><b>{escape(lab.replace('_', '-'))}</b> ({e['p']:.2f}): {escape(e['text'])}</li>"
-                            for lab, es in g["examples"].items() for e in es)
+            items = "".join(f"<li><b>{escape(lab.replace('_', '-'))}</b> ({e['p']:.2f}): "
+                            f"{escape(clean(e['text']))}</li>" for lab, es in g["examples"].items() for e in es)
             parts.append(f"<h3>{escape(_key(g['key']))}</h3><ul>{items}</ul>")
     parts.append(_methods_html(rep, card or {}))
     parts.append("</body></html>")
@@ -395,15 +400,18 @@ def explain_terminal(ex: dict[str, Any], colour: bool) -> str:
     for s in ex["segments"]:
         p = s["p"][s["label"]]
         line = Text(f"[{MARK[s['label']]} {p:.2f}] ", style=STYLE[s["label"]] if colour else "")
-        line.append(s["text"].replace("\n", " "), style=STYLE[s["label"]] if colour and s["label"] != "neutral" else "")
+        # the note's own text: escape sequences in it are shown as nothing, never obeyed
+        line.append(clean(s["text"], newlines=False),
+                    style=STYLE[s["label"]] if colour and s["label"] != "neutral" else "")
         con.print(line)
         if s["because"]:
-            con.print(Text("        because: " + ", ".join(b["feature"] for b in s["because"]),
+            con.print(Text("        because: " + clean(", ".join(b["feature"] for b in s["because"]), newlines=False),
                            style="italic" if colour else ""))
         if s.get("a_change_focused_account_would_record"):
             con.print(Text("        a change-focused account would record: "
-                           + s["a_change_focused_account_would_record"], style="cyan" if colour else ""))
-    con.print(Text("P = procedural, C = change-focused, N = neutral (probability in brackets). " + ex["summary"],
+                           + clean(s["a_change_focused_account_would_record"], newlines=False),
+                           style="cyan" if colour else ""))
+    con.print(Text("P = procedural, C = change-focused, N = neutral (probability in brackets). " + clean(ex["summary"]),
                    style="bold" if colour else ""))
     return buf.getvalue()
 
@@ -419,7 +427,7 @@ def explain_html(ex: dict[str, Any]) -> str:
         guide = s.get("a_change_focused_account_would_record")
         items.append(
             f"<div class=seg style='background:{HTML_COLOUR[s['label']]}' title='{escape(tip, quote=True)}'>"
-            f"<span class=tag>{MARK[s['label']]} {s['p'][s['label']]:.2f}</span> {escape(s['text'])}"
+            f"<span class=tag>{MARK[s['label']]} {s['p'][s['label']]:.2f}</span> {escape(clean(s['text']))}"
             + (f"<div class=why>because: {why}</div>" if why else "")
             + (f"<div class=guide>A change-focused account would record: {escape(guide)}</div>" if guide else "")
             + "</div>")
