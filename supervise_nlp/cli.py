@@ -149,7 +149,10 @@ class Tally:
         return {k: sum(c[k] for c in self.files.values()) for k in keys}
 
     def summary(self) -> str:
-        lines = [f"  {src}: read {c['read']}, labelled {c['labelled']}, rejected {c['rejected']}"
+        from .textsafe import safe_name
+
+        # a file name is shown as one line: a newline in it cannot forge a line of the summary
+        lines = [f"  {safe_name(src)}: read {c['read']}, labelled {c['labelled']}, rejected {c['rejected']}"
                  for src, c in self.files.items()]
         t = self.total
         assert t["read"] == t["labelled"] + t["rejected"]

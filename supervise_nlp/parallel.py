@@ -8,7 +8,6 @@ once, shared copy-on-write); spawned workers and Dask workers load it once on fi
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -17,6 +16,7 @@ from typing import Any
 
 from .classify import NoteLabeller, output_record
 from .read import Labelled, Note
+from .textsafe import dumps  # JSON with C1 controls and bidi overrides escaped
 
 CHUNK = 256
 _WORKER: dict[str, Any] = {}
@@ -72,7 +72,7 @@ def label_notes(labeller: NoteLabeller, notes: list[Note], keep_text: bool, seri
     """Outputs for a chunk of notes: contract dicts, or their JSON lines (cheaper to send back)."""
     results = labeller.label_texts([x.text for x in notes])
     out = [output_record(x, r, keep_text) for x, r in zip(notes, results)]
-    return [json.dumps(o, ensure_ascii=False) for o in out] if serialize else out
+    return [dumps(o) for o in out] if serialize else out
 
 
 def _label_in_worker(notes: list[Note], keep_text: bool, serialize: bool) -> list[Any]:
@@ -88,7 +88,7 @@ def _merge(chunk: list[Any], results: list[Any], serialize: bool, keep_text: boo
             # already classify output: passed through, never labelled again; its text stays out
             # unless --keep-text asks for it, as for any note
             fields = x.fields if keep_text else {k: v for k, v in x.fields.items() if k != "text"}
-            yield x, json.dumps(fields, ensure_ascii=False) if serialize else fields
+            yield x, dumps(fields) if serialize else fields
         else:
             yield x, None
 

@@ -943,10 +943,9 @@ def read_corpus(paths: Iterable[str]) -> list[dict[str, Any]]:
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{source}:{n}: malformed JSON in corpus ({e.msg})") from None
+                rec, why = _parse_json(line)
+                if why:
+                    raise InputError(f"{source}:{n}: {why} in corpus") from None
                 if not isinstance(rec, dict) or not _is_corpus_record(rec):
                     raise InputError(f"{source}:{n}: not a labelled corpus record (needs 'segments')")
                 for k, s in enumerate(rec["segments"]):
