@@ -77,7 +77,8 @@ def test_weights_and_leave_one_register_out(tmp_path, data):
     from supervise_nlp.train import cross_validate, parse_weights, read_weighted
 
     extra = _corpus(tmp_path, "extra.jsonl", "Xshire", "logs", [
-        [("Letter sent to mum re review date.", "procedural"), ("She said she is proud of her garden.", "change_focused")],
+        [("Letter sent to mum re review date.", "procedural"),
+         ("She said she is proud of her garden.", "change_focused")],
         [("T/C to dad, no answer.", "procedural"), ("He has started volunteering at the food bank.", "change_focused")],
     ])
     recs = read_weighted([str(data / "mini_corpus.jsonl"), str(extra)], parse_weights(["extra*=4"]))
