@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -555,34 +556,148 @@ def _jsonable(x: Any) -> Any:
 
 @main.command()
 @click.argument("source", required=False, default="-")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True,
+              help="text: the note marked in the terminal; json: everything as data; html: a small page.")
 @click.option("-o", "--output", default="-", show_default=True, help="Write here instead of standard output.")
 @click.option("--model", "model_path", type=click.Path(), help="Model directory (default: the shipped model).")
-@click.option("--top", type=int, default=5, show_default=True, help="How many reasons to show per segment.")
+@click.option("--top", type=int, default=5, show_default=True, help="How many reasons to show per sentence.")
+@click.option("--encoding", default="auto", show_default=True,
+              help="Encoding of the file or standard input; 'auto' reads UTF-8 and detects Windows-1252.")
 @click.option("--color/--no-color", "colour", default=None, help="Colour (default: when writing to a terminal).")
-def explain(source: str, fmt: str, output: str, model_path: str | None, top: int, colour: bool | None) -> None:
+@click.option("--watch", is_flag=True, help="Keep reading notes from standard input, each ended by a line "
+              "holding only the --separator, and explain each as it arrives (the model loads once).")
+@click.option("--separator", default="---", show_default=True,
+              help="With --watch: the line that ends a note ('' for a blank line).")
+@click.option("--serve", is_flag=True, help="Open a small page on this machine to paste notes into "
+              "(the model loads once; nothing leaves the machine). Stop with Ctrl-C.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="With --serve: the loopback address to listen on (127.0.0.1, localhost or ::1 only).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="With --serve: the port (0 picks a free one).")
+def explain(source: str, fmt: str, output: str, model_path: str | None, top: int, encoding: str,
+            colour: bool | None, watch: bool, separator: str, serve: bool, host: str, port: int) -> None:
     """Show one note with each sentence marked procedural / change-focused / neutral, and why.
 
     SOURCE is the note itself, a file holding it, or '-' (the default) for standard input.
-    Nothing is written anywhere except where -o says.
+    Nothing is written anywhere except where -o says. For many notes, --watch reads them one
+    after another, and --serve opens a local page, so only the first waits for the model.
     """
     with friendly_errors():
-        text = _note_text(source)
-        from .explain import explain_text
+        if serve:
+            from .explain import LOOPBACK
 
-        ex = explain_text(text, _load_labeller(model_path), top=top)
-        use_colour = fmt == "text" and (colour if colour is not None else (output == "-" and sys.stdout.isatty()))
-        if fmt == "json":
-            out = json.dumps(ex, indent=2, ensure_ascii=False) + "\n"
-        elif fmt == "html":
-            from .render import explain_html
-
-            out = explain_html(ex)
-        else:  # text
-            from .render import explain_terminal
-
-            out = explain_terminal(ex, use_colour)
+            if host not in LOOPBACK:
+                raise click.BadParameter(f"{host!r}: explain --serve listens on this machine only "
+                                         "(127.0.0.1, localhost or ::1)", param_hint="--host")
+            _serve(model_path, host, port, top)
+            return
+        if watch:
+            _watch(model_path, fmt, output, top, colour, separator, encoding)
+            return
+        text = _note_text(source, encoding)
+        out, use_colour = _explained(text, _load_labeller(model_path), fmt, top, colour, output)
         _write_text(out, output, colour=use_colour)
+
+
+def _explained(text: str, labeller, fmt: str, top: int, colour: bool | None, output: str) -> tuple[str, bool]:
+    from .explain import explain_text
+
+    ex = explain_text(text, labeller, top=top)
+    use_colour = fmt == "text" and (colour if colour is not None else (output == "-" and sys.stdout.isatty()))
+    if fmt == "json":
+        return json.dumps(ex, indent=2, ensure_ascii=False) + "\n", use_colour
+    if fmt == "html":
+        from .render import explain_html
+
+        return explain_html(ex), use_colour
+    from .render import explain_terminal
+
+    return explain_terminal(ex, use_colour), use_colour
+
+
+def _serve(model_path: str | None, host: str, port: int, top: int) -> None:
+    from .explain import make_server
+
+    labeller = _load_labeller(model_path)
+    try:
+        server = make_server(labeller, host, port, top)
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e} (try --port 0)") from None
+    h, p = server.server_address[:2]
+    shown = f"[{h}]" if ":" in h else h
+    _err(f"explain page: http://{shown}:{p}/ (this machine only; notes are not kept). Ctrl-C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _watch(model_path: str | None, fmt: str, output: str, top: int, colour: bool | None, separator: str,
+           encoding: str) -> None:
+    """Notes from standard input, one after another, each explained as soon as its separator arrives."""
+    labeller = _load_labeller(model_path)
+    tty = _stdin_is_tty()
+    sep = separator.strip()
+    where = "an empty line" if not sep else f"a line holding only {sep}"
+    if tty:
+        _err(f"Paste a note and end it with {where}; Ctrl-D (Ctrl-Z then Enter on Windows) to finish.")
+    sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+    try:
+        for n, text in enumerate(_notes_from(sys.stdin.buffer, sep, encoding), 1):
+            out, use_colour = _explained(text, labeller, fmt, top, colour, output)
+            if sink is sys.stdout:
+                click.echo(out, nl=False, color=use_colour)
+            else:
+                sink.write(out)
+            sink.flush()
+            if tty:
+                _err(f"(note {n} explained; paste the next, or Ctrl-D to finish)")
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+
+
+def _notes_from(stream, sep: str, encoding: str) -> Iterator[str]:
+    lines: list[str] = []
+    for raw in stream:
+        line = _decode(raw, encoding)[0]
+        if line.strip() == sep and (sep or any(x.strip() for x in lines)):
+            text = "".join(lines)
+            lines = []
+            if text.strip():
+                yield text.rstrip("\r\n")
+            continue
+        lines.append(line)
+    if "".join(lines).strip():
+        yield "".join(lines).rstrip("\r\n")
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _decode(data: bytes, encoding: str) -> tuple[str, str | None]:
+    """Bytes to text the way classify reads files: UTF-8, or Windows-1252 when that is what it is."""
+    if encoding != "auto":
+        return data.decode(encoding, errors="replace").removeprefix("\ufeff"), None
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        pass
+    if not re.search(rb"[\xc2-\xf4][\x80-\xbf]+", data):
+        try:
+            return data.decode("cp1252"), "not valid UTF-8; read as Windows-1252 (set --encoding to override)"
+        except UnicodeDecodeError:
+            pass
+    return data.decode("utf-8", errors="replace"), "not valid UTF-8 throughout; undecodable bytes shown as \ufffd"
+
+
+_LOOKS_LIKE_FILE = (".txt", ".text", ".csv", ".jsonl", ".json", ".md", ".doc", ".docx", ".rtf", ".log", ".xlsx")
 
 
 def _is_file(source: str) -> bool:
@@ -595,12 +710,43 @@ def _is_file(source: str) -> bool:
         return False
 
 
-def _note_text(source: str) -> str:
+def _is_dir(source: str) -> bool:
+    try:
+        return "\n" not in source and len(source) < 1024 and Path(source).is_dir()
+    except OSError:
+        return False
+
+
+def _looks_like_a_path(source: str) -> bool:
+    """A mistyped file name, not a note: a short name ending like a document, or a path with folders."""
+    s = source.strip().strip("'\"")
+    if not s or "\n" in s or len(s) > 260:
+        return False
+    if s.lower().endswith(_LOOKS_LIKE_FILE) and len(s.split()) <= 3:
+        return True
+    return not any(c.isspace() for c in s) and (s.startswith(("/", "./", "../", "~", ".\\")) or
+                                                 bool(re.match(r"^[A-Za-z]:[\\/]", s)))
+
+
+def _note_text(source: str, encoding: str = "auto") -> str:
     if source == "-":
-        data = sys.stdin.buffer.read()
-        text = data.decode("utf-8-sig", errors="replace")
+        if _stdin_is_tty():
+            _err("Paste the note, then press Ctrl-D on a new line (Ctrl-Z then Enter on Windows):")
+        text, message = _decode(sys.stdin.buffer.read(), encoding)
+        if message:
+            _err(f"standard input: {message}")
     elif _is_file(source):
-        text = Path(source).read_bytes().decode("utf-8-sig", errors="replace")
+        from .read import detect_encoding
+
+        enc, message = detect_encoding(Path(source), encoding)
+        if message:
+            _err(message)
+        text = Path(source).read_bytes().decode(enc, errors="replace").removeprefix("\ufeff")
+    elif _is_dir(source):
+        raise click.ClickException(f"{source}: is a folder; explain takes one note (use classify for many)")
+    elif _looks_like_a_path(source):
+        raise click.ClickException(f"{source}: no such file (to explain a note typed on the command line, "
+                                   "put the whole note in quotes; for a file, check the name)")
     else:
         text = source
     if not text.strip():

@@ -384,53 +384,75 @@ STYLE = {"procedural": "bold red", "change_focused": "bold green", "neutral": "d
 HTML_COLOUR = {"procedural": "#fde2e1", "change_focused": "#ddf3e4", "neutral": "#f2f2f2"}
 
 
+def _reasons(s: dict[str, Any]) -> tuple[str, str]:
+    """(codebook category line, words line) for one explained segment; either may be empty."""
+    cat = s.get("category")
+    cat_line = f"codebook: {cat['title']} ({', '.join(cat['words'])})" if cat else ""
+    words = [b["feature"] for b in s["because"] if b.get("kind", "word") == "word"]
+    return cat_line, ("words: " + ", ".join(words)) if words else ""
+
+
 def explain_terminal(ex: dict[str, Any], colour: bool) -> str:
-    """The note back, a segment per line, marked; colour in a terminal, plain markers when piped."""
+    """The verdict first, then the note back, a segment per line, marked; colour in a terminal."""
     from rich.console import Console
     from rich.text import Text
+
+    from .explain import verdict
 
     buf = io.StringIO()
     con = Console(file=buf, width=WIDTH, force_terminal=colour, color_system="standard" if colour else None,
                   highlight=False, emoji=False)
+    con.print(Text(verdict(ex), style="bold" if colour else ""))
+    con.print(Text(ex["summary"]))
+    con.print(Text("P = procedural, C = change-focused, N = neutral (probability in brackets).",
+                   style="dim" if colour else ""))
+    con.print()
     for s in ex["segments"]:
         p = s["p"][s["label"]]
         line = Text(f"[{MARK[s['label']]} {p:.2f}] ", style=STYLE[s["label"]] if colour else "")
         line.append(s["text"].replace("\n", " "), style=STYLE[s["label"]] if colour and s["label"] != "neutral" else "")
         con.print(line)
-        if s["because"]:
-            con.print(Text("        because: " + ", ".join(b["feature"] for b in s["because"]),
-                           style="italic" if colour else ""))
+        for part in _reasons(s):
+            if part:
+                con.print(Text("        " + part, style="italic" if colour else ""))
         if s.get("a_change_focused_account_would_record"):
             con.print(Text("        a change-focused account would record: "
                            + s["a_change_focused_account_would_record"], style="cyan" if colour else ""))
-    con.print(Text("P = procedural, C = change-focused, N = neutral (probability in brackets). " + ex["summary"],
-                   style="bold" if colour else ""))
     return buf.getvalue()
 
 
-def explain_html(ex: dict[str, Any]) -> str:
-    """A small self-contained page with the highlighted note."""
+def explain_html(ex: dict[str, Any], form: bool = False) -> str:
+    """A small self-contained page with the verdict and the highlighted note (with a paste box when served)."""
     from html import escape
+
+    from .explain import verdict
 
     items = []
     for s in ex["segments"]:
-        why = ", ".join(escape(b["feature"]) for b in s["because"])
-        tip = f"{s['label'].replace('_', '-')} {s['p'][s['label']]:.2f}" + (f" because: {why}" if why else "")
+        cat_line, words_line = _reasons(s)
+        why = "; ".join(p for p in (cat_line, words_line) if p)
+        tip = f"{s['label'].replace('_', '-')} {s['p'][s['label']]:.2f}" + (f": {why}" if why else "")
         guide = s.get("a_change_focused_account_would_record")
         items.append(
             f"<div class=seg style='background:{HTML_COLOUR[s['label']]}' title='{escape(tip, quote=True)}'>"
             f"<span class=tag>{MARK[s['label']]} {s['p'][s['label']]:.2f}</span> {escape(s['text'])}"
-            + (f"<div class=why>because: {why}</div>" if why else "")
+            + "".join(f"<div class=why>{escape(p)}</div>" for p in (cat_line, words_line) if p)
             + (f"<div class=guide>A change-focused account would record: {escape(guide)}</div>" if guide else "")
             + "</div>")
     style = ("body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#222}"
              ".seg{padding:.4rem .6rem;margin:.25rem 0;border-radius:4px}.tag{font-family:monospace;font-weight:bold}"
-             ".why{font-size:.8rem;color:#555}.guide{font-size:.85rem;color:#1f5f8b}.sum{margin-top:1rem;"
-             "font-weight:bold}.key span{padding:0 .4rem;margin-right:.5rem}")
+             ".why{font-size:.8rem;color:#555}.guide{font-size:.85rem;color:#1f5f8b}.sum{margin:.5rem 0 1rem}"
+             ".verdict{font-size:1.2rem;font-weight:bold}.key span{padding:0 .4rem;margin-right:.5rem}"
+             "textarea{width:100%;min-height:8rem;font:inherit}")
     key = "".join(f"<span style='background:{HTML_COLOUR[lab]}'>{MARK[lab]} = {lab.replace('_', '-')}</span>"
                   for lab in LABELS)
-    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>Explained note</title>"
-            f"<style>{style}</style></head><body><h1>Explained note</h1><p class=key>{key}</p>"
-            + "".join(items) + f"<p class=sum>{escape(ex['summary'])}</p>"
+    box = ("<form method=post><label for=note>Paste a note</label><textarea id=note name=note></textarea>"
+           "<p><button type=submit>Explain</button></p></form>") if form else ""
+    body = ("" if not ex["segments"] else
+            f"<p class=verdict>{escape(verdict(ex))}</p><p class=sum>{escape(ex['summary'])}</p>"
+            f"<p class=key>{key}</p>" + "".join(items))
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'><title>Explained note</title>"
+            f"<style>{style}</style></head><body><h1>Explained note</h1>{box}{body}"
             "<p>This describes how the note is written, sentence by sentence, using the project's codebook; "
             "it is not a judgement of the practice behind it.</p></body></html>")
