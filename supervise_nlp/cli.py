@@ -152,19 +152,67 @@ class Tally:
         return "\n".join(lines)
 
 
+def input_size(inputs: tuple[str, ...]) -> int | None:
+    """Total bytes of the inputs when every one is a file or a folder of files (not standard input)."""
+    total = 0
+    for item in inputs:
+        p = Path(item)
+        if item == "-" or not p.exists():
+            return None
+        total += sum(f.stat().st_size for f in p.glob("*.txt")) if p.is_dir() else p.stat().st_size
+    return total or None
+
+
+def record_size(item: Any) -> int:
+    """About how many input bytes one record took (its text and fields), for progress by bytes."""
+    fields = getattr(item, "fields", None) or {}
+    size = len(getattr(item, "text", "") or "") + 2
+    for k, v in fields.items():
+        size += len(str(k)) + len(str(v)) + 4 if not isinstance(v, (dict, list)) else len(json.dumps(v)) + 4
+    return size
+
+
 @contextmanager
-def progress_bar(quiet: bool, description: str):
-    """A live count on standard error for long runs; nothing when piped or quiet."""
+def progress_bar(quiet: bool, description: str, total: int | None = None):
+    """Progress on standard error for long runs, nothing when piped or quiet.
+
+    With a known input size (bytes) it shows how far through, the rate and the time left; the
+    callback takes the bytes a record took, and the item's count of notes.
+    """
     if quiet or not sys.stderr.isatty():
         yield lambda n=1: None
         return
     from rich.console import Console
-    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    with Progress(SpinnerColumn(), "[progress.description]{task.description}", MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as p:
-        task = p.add_task(description, total=None)
-        yield lambda n=1: p.advance(task, n)
+    if total:
+        columns = [SpinnerColumn(), "[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
+                   TransferSpeedColumn(), "eta", TimeRemainingColumn(), "[dim]{task.fields[notes]} notes"]
+    else:
+        columns = [SpinnerColumn(), "[progress.description]{task.description}", MofNCompleteColumn(),
+                   "notes", TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as p:
+        task = p.add_task(description, total=total, notes=0)
+        count = 0
+
+        def advance(n: int = 1) -> None:
+            nonlocal count
+            count += 1
+            if total:
+                p.update(task, advance=n, notes=count)
+            else:
+                p.advance(task, 1)
+
+        yield advance
 
 
 def default_rejects_path(output: str | None) -> Path:
@@ -189,7 +237,10 @@ class RejectsWriter:
     is removed at the start, so the file beside an output always belongs to that output."""
 
     def __init__(self, path: Path, keep_raw: bool) -> None:
+        from collections import Counter
+
         self.path, self.keep_raw, self.fh, self.count = path, keep_raw, None, 0
+        self.reasons: Counter[str] = Counter()
         if path.exists() and path.is_file():
             path.unlink()
 
@@ -198,6 +249,10 @@ class RejectsWriter:
             self.fh = open(self.path, "w", encoding="utf-8")
         self.fh.write(json.dumps(reject.to_dict(self.keep_raw), ensure_ascii=False) + "\n")
         self.count += 1
+        self.reasons[reject.reason] += 1
+
+    def commonest(self, n: int = 3) -> list[tuple[str, int]]:
+        return self.reasons.most_common(n)
 
     def close(self) -> None:
         if self.fh:
@@ -209,16 +264,12 @@ class RejectsWriter:
 def main() -> None:
     """Label social-work recording as procedural or change-focused, and report the balance.
 
-    \b
-    classify   label every segment of every note (JSON Lines out)
-    report     balance per team / worker / type / month, with intervals and culture analysis
-    explain    one note, each sentence marked, and why
-    train      train a model on a labelled corpus and write its card
-    evaluate   score models against labelled notes
+    Start with `explain "a note"` for one note, `classify` for an export, then `report`.
+    Each command's --help lists its options.
     """
 
 
-@main.command()
+@main.command(short_help="Label every segment of every note (JSON Lines out).")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default="-", show_default=True, help="Output JSON Lines file ('-' for stdout).")
 @click.option("--model", "model_path", type=click.Path(), help="Model directory (default: the shipped model).")
@@ -241,15 +292,16 @@ def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_
         out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
         try:
             stream = _labelled_stream(_prepend(first, items), model_path, kw, keep_text, serialize=True)
-            with progress_bar(kw["quiet"], "labelling notes") as advance:
+            with progress_bar(kw["quiet"], "labelling notes", input_size(inputs)) as advance:
                 for item, result in stream:
                     if isinstance(item, Reject):
                         rejects.write(item)
                         tally.add(item.source, False)
+                        advance(len(item.raw or "") + 40)
                     else:
                         out.write(result + "\n")
                         tally.add(item.source, True, _id_of(item))
-                        advance()
+                        advance(record_size(item))
                     if tally.total["read"] % 256 == 0:
                         out.flush()
         finally:
@@ -258,7 +310,63 @@ def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_
             else:
                 out.flush()
             rejects.close()
-        _finish(tally, rejects, kw)
+        if output != "-":
+            write_summary(output, inputs, tally, rejects, opts)
+        _finish(tally, rejects, kw, nothing_is_an_error=True)
+
+
+def summary_path(output: str | Path) -> Path:
+    """The sidecar beside a classify output: OUT.jsonl -> OUT.summary.json."""
+    out = Path(output)
+    return out.with_name(out.name.removesuffix(".jsonl") + ".summary.json")
+
+
+def write_summary(output: str, inputs: tuple[str, ...], tally: Tally, rejects: RejectsWriter, opts) -> None:
+    """What classify read and rejected, beside its output, so a later report can say so."""
+    t = tally.total
+    summary = {
+        "written_by": f"supervise-nlp {__version__} classify",
+        "inputs": list(inputs),
+        "records": t["read"], "labelled": t["labelled"], "rejected": t["rejected"],
+        "rejects_file": str(rejects.path) if rejects.count else None,
+        "reject_reasons": dict(rejects.commonest(10)),
+        "field_map": {k: v for k, v in opts.field_map.items() if k != v},
+        "files": tally.files,
+    }
+    summary_path(output).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_summaries(inputs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The classify summaries beside any classify outputs given to report."""
+    out = []
+    for item in inputs:
+        if item == "-" or not item.endswith(".jsonl"):
+            continue
+        p = summary_path(item)
+        try:
+            data = json.loads(p.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("records"), int) and isinstance(data.get("rejected"), int):
+            out.append(data)
+    return out
+
+
+def _hint(reason: str) -> str:
+    """What to try for one kind of reject, so the advice fits the problem."""
+    r = reason.lower()
+    if "no '" in r and ("field" in r or "column" in r):
+        return ("the note text is under another name: give it with --text-field (the record's fields or "
+                "columns are listed in the reason)")
+    if "not valid" in r or "bytes" in r or "decode" in r:
+        return "the file is in another encoding: Excel on Windows writes Windows-1252 (--encoding cp1252)"
+    if "--max-chars" in r:
+        return "raise --max-chars if these really are single notes"
+    if r.startswith("text is"):
+        return "these records hold no note text; nothing to fix unless text was expected"
+    if "json" in r:
+        return "the file is not JSON Lines throughout; check --input-format"
+    return "see the rejects file for each record"
 
 
 def _id_of(item: Any) -> Any:
@@ -271,16 +379,26 @@ def _prepend(first, rest):
     yield from rest
 
 
-def _finish(tally: Tally, rejects: RejectsWriter, kw: dict[str, Any]) -> None:
-    if not kw["quiet"]:
+def _finish(tally: Tally, rejects: RejectsWriter, kw: dict[str, Any], nothing_is_an_error: bool = False) -> None:
+    nothing = tally.total["labelled"] == 0
+    if not kw["quiet"] or (nothing and nothing_is_an_error):
         _err(tally.summary())
         if rejects.count:
-            _err(f"{rejects.count} rejected record(s) written to {rejects.path}")
+            _err(f"{rejects.count} rejected record(s) written to {rejects.path}; the commonest reasons:")
+            for reason, n in rejects.commonest(3):
+                _err(f"  {n:>6} × {reason}")
+            hints = list(dict.fromkeys(_hint(r) for r, _ in rejects.commonest(3)))
+            for h in hints:
+                _err(f"hint: {h}")
+    if nothing and nothing_is_an_error:
+        read = tally.total["read"]
+        raise click.ClickException("nothing was labelled" + (
+            f": all {read} record(s) were rejected" if read else ": no records in the input"))
     if kw["strict"] and rejects.count:
         raise click.ClickException(f"--strict: {rejects.count} record(s) rejected (see {rejects.path})")
 
 
-@main.command()
+@main.command(short_help="Train a model on a labelled corpus and write its card.")
 @click.argument("corpus", nargs=-1)
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False),
               help="Directory to write the model and its card to.")
@@ -385,7 +503,7 @@ def _base_names(base: str) -> list[str]:
     return list(card["trained_on"]["files"])
 
 
-@main.command()
+@main.command(short_help="Score models against labelled notes, with intervals.")
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("--model", "model_paths", multiple=True, type=click.Path(),
               help="Model directory; repeat to compare models (default: the shipped model).")
@@ -463,14 +581,110 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
         yield item, item.fields if isinstance(item, Labelled) else None
 
 
-@main.command()
+class MilestoneDate(click.ParamType):
+    """YYYY-MM-DD always; dd/mm/yyyy too, read day first (the report's --dayfirst says so for the notes)."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx):
+        import datetime as dt
+
+        if isinstance(value, dt.date):
+            return value
+        text = str(value).strip()
+        for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"):
+            try:
+                return dt.datetime.strptime(text, fmt).date()
+            except ValueError:
+                continue
+        self.fail(f"{value!r} is not a date: use YYYY-MM-DD or dd/mm/yyyy (day first, as in the UK)", param, ctx)
+
+
+def _resolve_field(name: str, field_map: dict[str, str]) -> tuple[str, str | None]:
+    """One field vocabulary everywhere: a mapped column name or any capitalisation of a standard
+    name becomes the standard name. Returns (name, notice or None)."""
+    low = name.strip().lower()
+    for std, col in field_map.items():
+        if col.lower() == low and std != name:
+            return std, f"'{name}' is the {std} field (--{std}-field {col!r}): read as {std}"
+    from .aggregate import DERIVED
+
+    for std in (*FIELD_NAMES, *DERIVED):
+        if std == low and std != name:
+            return std, None
+    return name.strip(), None
+
+
+class FieldMatcher:
+    """--by and --where keys and values, matched to each record ignoring capitals (with a notice)."""
+
+    def __init__(self, keys: list[str], where: list[tuple[str, str]]) -> None:
+        self.keys, self.where = keys, where
+        self.seen: dict[str, set[str]] = {k: set() for k in keys}
+        self.fields_seen: set[str] = set()
+        self.loose_keys: dict[str, str] = {}
+        self.loose_values: dict[tuple[str, str], set[str]] = {}
+        self.filtered = 0
+
+    def prepare(self, fields: dict[str, Any]) -> bool:
+        """Fill requested keys from differently capitalised fields; False when --where leaves the note out."""
+        from .aggregate import DERIVED
+
+        if len(self.fields_seen) < 200:
+            self.fields_seen.update(map(str, fields))
+        lower = None
+        for k in dict.fromkeys([*self.keys, *(w[0] for w in self.where)]):
+            if k in fields or k in DERIVED:
+                if k in self.seen:
+                    self.seen[k].add(k)
+                continue
+            lower = lower or {str(f).lower(): f for f in fields}
+            real = lower.get(k.lower())
+            if real is not None:
+                fields[k] = fields[real]
+                self.loose_keys[k] = real
+                if k in self.seen:
+                    self.seen[k].add(real)
+        for k, want in self.where:
+            if k in DERIVED:
+                continue  # month/quarter/year are compared by the table, from the parsed date
+            have = fields.get(k)
+            have = "" if have is None else str(have).strip()
+            if have == want:
+                continue
+            if have.lower() == want.lower():
+                self.loose_values.setdefault((k, want), set()).add(have)
+                continue
+            self.filtered += 1
+            return False
+        return True
+
+    def notices(self) -> list[str]:
+        out = [f"--by/--where '{k}' matched the field '{real}' (capitals ignored)"
+               for k, real in self.loose_keys.items()]
+        for (k, want), found in self.loose_values.items():
+            values = ", ".join(sorted(map(repr, found)))[:200]
+            out.append(f"--where {k}={want} also matched {values} (capitals ignored)")
+        return out
+
+    def absent(self) -> list[str]:
+        """--by fields that no record held."""
+        from .aggregate import DERIVED
+
+        return [k for k in self.keys if k not in DERIVED and not self.seen[k]]
+
+
+@main.command(short_help="Balance per team, worker, type, month, quarter or year.")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--by", "by", multiple=True, help="Field to group by (repeatable); 'month' and 'quarter' come "
-              "from the date. Default: team.")
-@click.option("--where", "where", multiple=True, help="Keep only notes with KEY=VALUE (repeatable).")
+@click.option("--by", "by", multiple=True, help="Field to group by (repeatable): team, worker, type, any other "
+              "field of the input (a --X-field column name works too), or month, quarter or year (from the "
+              "date). Default: team.")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Keep only notes whose KEY is VALUE (repeatable; capitals ignored, with a notice).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
-              show_default=True)
-@click.option("-o", "--output", default="-", show_default=True)
+              show_default=True, help="table: the terminal; json: everything as data; csv: the group rows; "
+              "html: a self-contained page to share.")
+@click.option("-o", "--output", default="-", show_default=True, help="Write here instead of standard output.")
 @click.option("--model", "model_path", type=click.Path(), help="Model for raw notes (default: the shipped model).")
 @click.option("--min-notes", type=int, default=5, show_default=True,
               help="Groups with fewer notes are not shown on their own.")
@@ -478,15 +692,18 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
 @click.option("--pseudonymise-teams", is_flag=True, help="Replace team names too (implies --pseudonymise).")
 @click.option("--key-file", type=click.Path(dir_okay=False), help="Pseudonym key file (created if missing).")
 @click.option("--include-examples", type=int, default=0, show_default=True,
-              help="Show the N most clearly procedural and change-focused sentences per group (note text!).")
-@click.option("--milestone", type=click.DateTime(["%Y-%m-%d"]), help="Compare balance before and after this date.")
-@click.option("--dayfirst", is_flag=True, help="Read dd/mm/yyyy dates (otherwise only YYYY-MM-DD is read).")
+              help="Show the N most clearly procedural and change-focused sentences per group (note text!). "
+                   "Needs the note text: raw notes, or classify --keep-text output.")
+@click.option("--milestone", type=MilestoneDate(), metavar="DATE",
+              help="Compare balance before and after this date (YYYY-MM-DD or dd/mm/yyyy).")
+@click.option("--dayfirst", is_flag=True, help="Read dd/mm/yyyy dates in the notes (otherwise only YYYY-MM-DD).")
 @click.option("--no-culture", is_flag=True, help="Skip the culture analysis (variance, mirroring, trend).")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True,
               help="Bootstrap resamples for intervals.")
 @click.option("--permutations", "n_perm", type=click.IntRange(99), default=2000, show_default=True,
               help="Permutations for the tests of difference.")
-@click.option("--seed", type=int, default=20260301, show_default=True)
+@click.option("--seed", type=int, default=20260301, show_default=True,
+              help="Random seed for the bootstrap and permutations (same seed, same figures).")
 @engine_options
 @input_options
 def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
@@ -502,35 +719,73 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
         from .render import report_csv, report_html, report_table
 
         opts = _read_options(kw)
-        conditions = _where(where)
-        by = by or ("team",)
+        upstream = read_summaries(inputs)
+        # classify's field mapping carries through: its column names mean the same fields here
+        field_map = {k: v for k, v in opts.field_map.items() if k != v}
+        for sm in upstream:
+            for std, col in (sm.get("field_map") or {}).items():
+                field_map.setdefault(std, col)
+        say = (lambda m: None) if kw["quiet"] else _err
+        by_keys = []
+        for k in by or ("team",):
+            name, note = _resolve_field(k, field_map)
+            if note:
+                say(note)
+            by_keys.append(name)
+        conditions = []
+        for k, v in _where(where):
+            name, note = _resolve_field(k, field_map)
+            if note:
+                say(note)
+            conditions.append((name, v.upper() if name == "quarter" else v))
+        matcher = FieldMatcher(by_keys, conditions)
         keys = _pseudonym_keys(pseudonymise, pseudonymise_teams, key_file, output)
         items = read_records(inputs, opts, notice=None if kw["quiet"] else _err)
         tally = Tally()
         rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(
             None if output == "-" else str(Path(output).with_suffix(".jsonl"))), kw["rejects_keep_raw"])
+        text_seen = False
 
         def counted():
-            with progress_bar(kw["quiet"], "labelling notes") as advance:
+            nonlocal text_seen
+            with progress_bar(kw["quiet"], "reading and labelling notes", input_size(inputs)) as advance:
                 for item, out in _report_stream(items, model_path, kw, include_examples > 0):
                     tally.add(item.source, out is not None, out.get("id") if out else None)
+                    advance(record_size(item) if out is not None else len(getattr(item, "raw", "") or "") + 40)
                     if out is None:
                         rejects.write(item)
-                    else:
-                        advance()
-                    yield item, out
+                        continue
+                    text_seen = text_seen or isinstance(getattr(item, "text", None), str) or "text" in out
+                    if matcher.prepare(out):
+                        yield item, out
 
         try:
-            table = build_table(labelled_notes(counted(), examples=include_examples > 0), by, conditions,
-                                dayfirst=dayfirst, pseudonymise=keys)
+            table = build_table(labelled_notes(counted(), examples=include_examples > 0), by_keys,
+                                [c for c in conditions if c[0] in _derived()], dayfirst=dayfirst, pseudonymise=keys)
         finally:
             rejects.close()
+        if matcher.filtered:
+            table.quality["filtered out by --where"] += matcher.filtered
+        for line in matcher.notices():
+            say(line)
+        for k in matcher.absent():
+            seen = ", ".join(sorted(matcher.fields_seen)[:15])
+            _err(f"warning: --by '{k}': no record has this field, so every note is 'unknown' (fields: {seen})")
+        if include_examples and (fmt == "table" or not text_seen):
+            _err("note: --include-examples " + (
+                "shows nothing: the notes' text is not in the input (run classify with --keep-text, or report "
+                "on the raw notes)" if not text_seen else
+                "examples are in the json and html formats; the table below leaves them out to stay readable"))
         if not len(table):
             raise click.ClickException("no labelled notes to report on" + (" after --where" if where else ""))
-        rep = build_report(table, by, {"records": tally.total["read"], "labelled": tally.total["labelled"],
-                                       "rejected": tally.total["rejected"]},
+        inp = {"records": tally.total["read"], "labelled": tally.total["labelled"], "rejected": tally.total["rejected"]}
+        if upstream:
+            inp["classify"] = {"records": sum(u["records"] for u in upstream),
+                               "rejected": sum(u["rejected"] for u in upstream),
+                               "rejects_files": [u["rejects_file"] for u in upstream if u.get("rejects_file")]}
+        rep = build_report(table, by_keys, inp,
                            min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
-                           milestone=milestone.date() if milestone else None,
+                           milestone=milestone,
                            include_examples=include_examples, culture=not no_culture)
         if fmt == "json":
             text = json.dumps(rep, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
@@ -541,7 +796,17 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
         else:
             text = report_table(rep)
         _write_text(text, output)
+        if upstream and not kw["quiet"]:
+            c = inp["classify"]
+            _err(f"{c['records']} record(s) read by classify, {c['rejected']} rejected there"
+                 + (f" (see {', '.join(c['rejects_files'])})" if c["rejects_files"] else ""))
         _finish(tally, rejects, kw)
+
+
+def _derived() -> tuple[str, ...]:
+    from .aggregate import DERIVED
+
+    return DERIVED
 
 
 def _jsonable(x: Any) -> Any:
@@ -554,7 +819,7 @@ def _jsonable(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-@main.command()
+@main.command(short_help="One note, each sentence marked, and why.")
 @click.argument("source", required=False, default="-")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True,
               help="text: the note marked in the terminal; json: everything as data; html: a small page.")
