@@ -445,6 +445,7 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
             from .train import parse_weights, train_model
 
             groups = [g for g in cv_groups if g.lower() != "none"]
+            _check_cv_groups(corpus, groups, cv_groups)
             model, card = train_model(corpus, test=test_paths, checks=check_paths, cv_group=groups,
                                       baseline=not no_baseline, progress=progress,
                                       weights=parse_weights(weights), description=description)
@@ -470,6 +471,27 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
                      f"{ad['base_model_scores']['macro_f1']:.3f}, adapted {chosen['macro_f1']:.3f} "
                      f"(added notes weighted {ad['chosen_weight']:g})")
             _err(f"model and card written to {output_dir}")
+
+
+def _check_cv_groups(corpus: tuple[str, ...], groups: list[str], given: tuple[str, ...]) -> None:
+    """The first --cv-group needs two or more values in the corpus: say so plainly before training."""
+    if not groups:
+        return
+    from .read import read_corpus
+
+    records = read_corpus(corpus)
+    values = {str(r[groups[0]]) for r in records if r.get(groups[0]) not in (None, "")}
+    if len(values) >= 2:
+        return
+    fields = sorted({k for r in records for k in r if k not in ("segments", "text")})
+    have = "no note has it" if not values else f"every note has the same value ({next(iter(values))!r})"
+    default = tuple(given) == ("authority", "register")
+    raise click.ClickException(
+        f"cannot cross-validate by '{groups[0]}': {have}, and leaving one group out needs at least two. "
+        f"Use --cv-group none to train without cross-validation, or --cv-group FIELD with a field that "
+        f"varies across your notes (fields in this corpus: {', '.join(fields) or 'none besides segments'})"
+        + ("." if not default else "; 'authority' is the default because notes from different organisations "
+           "give an honest estimate for a new one."))
 
 
 def _adapt(base: str, add_paths: tuple[str, ...], add_weight: float | None, check_paths: tuple[str, ...],
@@ -507,23 +529,58 @@ def _base_names(base: str) -> list[str]:
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("--model", "model_paths", multiple=True, type=click.Path(),
               help="Model directory; repeat to compare models (default: the shipped model).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("-o", "--output", default="-", show_default=True)
-def evaluate(corpus: tuple[str, ...], model_paths: tuple[str, ...], fmt: str, output: str) -> None:
-    """Score models against labelled CORPUS notes (segments aligned by character overlap)."""
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="table: the terminal; json: every measure as data; csv: one row per measure, model and team.")
+@click.option("-o", "--output", default="-", show_default=True, help="Write here instead of standard output.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True,
+              help="Bootstrap resamples of notes for the intervals and the paired comparison.")
+@click.option("--seed", type=int, default=20260301, show_default=True,
+              help="Random seed for the bootstrap (same seed, same intervals).")
+def evaluate(corpus: tuple[str, ...], model_paths: tuple[str, ...], fmt: str, output: str, n_boot: int,
+             seed: int) -> None:
+    """Score models against labelled CORPUS notes (segments aligned by character overlap).
+
+    Macro-F1 and kappa come with 95% bootstrap intervals over notes; with two or more --model,
+    each is compared with the first on the same notes (paired bootstrap of the difference).
+    """
     with friendly_errors():
-        from .evaluate import evaluate_records
+        from .evaluate import bootstrap_weights, evaluate_records, intervals, paired_comparison, trained_on_these
+        from .modelio import default_model_dir, load_card
         from .read import read_corpus
-        from .render import evaluation_table
+        from .render import evaluation_csv, evaluation_table
 
         records = read_corpus(corpus)
-        results = {}
+        if not records:
+            raise click.ClickException("no labelled notes in the corpus")
+        weights = bootstrap_weights(len(records), n_boot, seed)
+        results: dict[str, dict[str, Any]] = {}
+        confusions = {}
         for path in model_paths or (None,):
-            results[path or "default"] = evaluate_records(_load_labeller(path), records)
+            name = path or "default"
+            if name in results:
+                name = f"{name} ({len(results) + 1})"
+            card = load_card(Path(path) if path else default_model_dir())
+            own = trained_on_these(card, corpus)
+            r = evaluate_records(_load_labeller(path), records, keep_note_confusions=True)
+            confusions[name] = r.pop("_note_confusions")
+            r["intervals"] = intervals(confusions[name], weights)
+            r["scored_on_its_own_training_files"] = own
+            if own:
+                _err(f"warning: model {name} was trained on {', '.join(own)} (same SHA-256 as a training file): "
+                     "its scores here are not an estimate for new notes; evaluate on notes it never saw")
+            results[name] = r
+        names = list(results)
+        comparisons = {f"{n} - {names[0]}": paired_comparison(confusions[n], confusions[names[0]], weights)
+                       for n in names[1:]}
         if fmt == "json":
-            text = json.dumps(results if len(results) > 1 else next(iter(results.values())), indent=2) + "\n"
+            doc: dict[str, Any] = results if len(results) > 1 else dict(next(iter(results.values())))
+            if comparisons:
+                doc = {"models": results, "paired_comparisons": comparisons}
+            text = json.dumps(doc, indent=2) + "\n"
+        elif fmt == "csv":
+            text = evaluation_csv(results, comparisons)
         else:
-            text = evaluation_table(results)
+            text = evaluation_table(results, comparisons)
         _write_text(text, output)
 
 
