@@ -432,7 +432,7 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
         from .card import card_markdown
         from .modelio import save_model
 
-        progress = None if quiet else _err
+        progress = None if quiet else _timed(_err)
         if add_paths or base:
             if corpus:
                 raise click.UsageError("give either CORPUS files to train from scratch, or --base with --add")
@@ -471,6 +471,25 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
                      f"{ad['base_model_scores']['macro_f1']:.3f}, adapted {chosen['macro_f1']:.3f} "
                      f"(added notes weighted {ad['chosen_weight']:g})")
             _err(f"model and card written to {output_dir}")
+
+
+def _timed(say: Callable[[str], None]) -> Callable[[str], None]:
+    """Training's step messages with the time since the start, and the folds' pace once known."""
+    import time
+
+    start = time.monotonic()
+    folds: list[float] = []
+
+    def progress(message: str) -> None:
+        now = time.monotonic() - start
+        pace = ""
+        if message.startswith("fold"):
+            folds.append(now)
+            if len(folds) > 1:
+                pace = f" (last fold took {folds[-1] - folds[-2]:.0f}s)"
+        say(f"[{int(now) // 60}:{int(now) % 60:02d}] {message}{pace}")
+
+    return progress
 
 
 def _check_cv_groups(corpus: tuple[str, ...], groups: list[str], given: tuple[str, ...]) -> None:
