@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -151,19 +152,67 @@ class Tally:
         return "\n".join(lines)
 
 
+def input_size(inputs: tuple[str, ...]) -> int | None:
+    """Total bytes of the inputs when every one is a file or a folder of files (not standard input)."""
+    total = 0
+    for item in inputs:
+        p = Path(item)
+        if item == "-" or not p.exists():
+            return None
+        total += sum(f.stat().st_size for f in p.glob("*.txt")) if p.is_dir() else p.stat().st_size
+    return total or None
+
+
+def record_size(item: Any) -> int:
+    """About how many input bytes one record took (its text and fields), for progress by bytes."""
+    fields = getattr(item, "fields", None) or {}
+    size = len(getattr(item, "text", "") or "") + 2
+    for k, v in fields.items():
+        size += len(str(k)) + len(str(v)) + 4 if not isinstance(v, (dict, list)) else len(json.dumps(v)) + 4
+    return size
+
+
 @contextmanager
-def progress_bar(quiet: bool, description: str):
-    """A live count on standard error for long runs; nothing when piped or quiet."""
+def progress_bar(quiet: bool, description: str, total: int | None = None):
+    """Progress on standard error for long runs, nothing when piped or quiet.
+
+    With a known input size (bytes) it shows how far through, the rate and the time left; the
+    callback takes the bytes a record took, and the item's count of notes.
+    """
     if quiet or not sys.stderr.isatty():
         yield lambda n=1: None
         return
     from rich.console import Console
-    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    with Progress(SpinnerColumn(), "[progress.description]{task.description}", MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as p:
-        task = p.add_task(description, total=None)
-        yield lambda n=1: p.advance(task, n)
+    if total:
+        columns = [SpinnerColumn(), "[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
+                   TransferSpeedColumn(), "eta", TimeRemainingColumn(), "[dim]{task.fields[notes]} notes"]
+    else:
+        columns = [SpinnerColumn(), "[progress.description]{task.description}", MofNCompleteColumn(),
+                   "notes", TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as p:
+        task = p.add_task(description, total=total, notes=0)
+        count = 0
+
+        def advance(n: int = 1) -> None:
+            nonlocal count
+            count += 1
+            if total:
+                p.update(task, advance=n, notes=count)
+            else:
+                p.advance(task, 1)
+
+        yield advance
 
 
 def default_rejects_path(output: str | None) -> Path:
@@ -188,7 +237,10 @@ class RejectsWriter:
     is removed at the start, so the file beside an output always belongs to that output."""
 
     def __init__(self, path: Path, keep_raw: bool) -> None:
+        from collections import Counter
+
         self.path, self.keep_raw, self.fh, self.count = path, keep_raw, None, 0
+        self.reasons: Counter[str] = Counter()
         if path.exists() and path.is_file():
             path.unlink()
 
@@ -197,6 +249,10 @@ class RejectsWriter:
             self.fh = open(self.path, "w", encoding="utf-8")
         self.fh.write(json.dumps(reject.to_dict(self.keep_raw), ensure_ascii=False) + "\n")
         self.count += 1
+        self.reasons[reject.reason] += 1
+
+    def commonest(self, n: int = 3) -> list[tuple[str, int]]:
+        return self.reasons.most_common(n)
 
     def close(self) -> None:
         if self.fh:
@@ -208,16 +264,12 @@ class RejectsWriter:
 def main() -> None:
     """Label social-work recording as procedural or change-focused, and report the balance.
 
-    \b
-    classify   label every segment of every note (JSON Lines out)
-    report     balance per team / worker / type / month, with intervals and culture analysis
-    explain    one note, each sentence marked, and why
-    train      train a model on a labelled corpus and write its card
-    evaluate   score models against labelled notes
+    Start with `explain "a note"` for one note, `classify` for an export, then `report`.
+    Each command's --help lists its options.
     """
 
 
-@main.command()
+@main.command(short_help="Label every segment of every note (JSON Lines out).")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default="-", show_default=True, help="Output JSON Lines file ('-' for stdout).")
 @click.option("--model", "model_path", type=click.Path(), help="Model directory (default: the shipped model).")
@@ -240,15 +292,16 @@ def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_
         out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
         try:
             stream = _labelled_stream(_prepend(first, items), model_path, kw, keep_text, serialize=True)
-            with progress_bar(kw["quiet"], "labelling notes") as advance:
+            with progress_bar(kw["quiet"], "labelling notes", input_size(inputs)) as advance:
                 for item, result in stream:
                     if isinstance(item, Reject):
                         rejects.write(item)
                         tally.add(item.source, False)
+                        advance(len(item.raw or "") + 40)
                     else:
                         out.write(result + "\n")
                         tally.add(item.source, True, _id_of(item))
-                        advance()
+                        advance(record_size(item))
                     if tally.total["read"] % 256 == 0:
                         out.flush()
         finally:
@@ -257,7 +310,63 @@ def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_
             else:
                 out.flush()
             rejects.close()
-        _finish(tally, rejects, kw)
+        if output != "-":
+            write_summary(output, inputs, tally, rejects, opts)
+        _finish(tally, rejects, kw, nothing_is_an_error=True)
+
+
+def summary_path(output: str | Path) -> Path:
+    """The sidecar beside a classify output: OUT.jsonl -> OUT.summary.json."""
+    out = Path(output)
+    return out.with_name(out.name.removesuffix(".jsonl") + ".summary.json")
+
+
+def write_summary(output: str, inputs: tuple[str, ...], tally: Tally, rejects: RejectsWriter, opts) -> None:
+    """What classify read and rejected, beside its output, so a later report can say so."""
+    t = tally.total
+    summary = {
+        "written_by": f"supervise-nlp {__version__} classify",
+        "inputs": list(inputs),
+        "records": t["read"], "labelled": t["labelled"], "rejected": t["rejected"],
+        "rejects_file": str(rejects.path) if rejects.count else None,
+        "reject_reasons": dict(rejects.commonest(10)),
+        "field_map": {k: v for k, v in opts.field_map.items() if k != v},
+        "files": tally.files,
+    }
+    summary_path(output).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_summaries(inputs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The classify summaries beside any classify outputs given to report."""
+    out = []
+    for item in inputs:
+        if item == "-" or not item.endswith(".jsonl"):
+            continue
+        p = summary_path(item)
+        try:
+            data = json.loads(p.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("records"), int) and isinstance(data.get("rejected"), int):
+            out.append(data)
+    return out
+
+
+def _hint(reason: str) -> str:
+    """What to try for one kind of reject, so the advice fits the problem."""
+    r = reason.lower()
+    if "no '" in r and ("field" in r or "column" in r):
+        return ("the note text is under another name: give it with --text-field (the record's fields or "
+                "columns are listed in the reason)")
+    if "not valid" in r or "bytes" in r or "decode" in r:
+        return "the file is in another encoding: Excel on Windows writes Windows-1252 (--encoding cp1252)"
+    if "--max-chars" in r:
+        return "raise --max-chars if these really are single notes"
+    if r.startswith("text is"):
+        return "these records hold no note text; nothing to fix unless text was expected"
+    if "json" in r:
+        return "the file is not JSON Lines throughout; check --input-format"
+    return "see the rejects file for each record"
 
 
 def _id_of(item: Any) -> Any:
@@ -270,16 +379,26 @@ def _prepend(first, rest):
     yield from rest
 
 
-def _finish(tally: Tally, rejects: RejectsWriter, kw: dict[str, Any]) -> None:
-    if not kw["quiet"]:
+def _finish(tally: Tally, rejects: RejectsWriter, kw: dict[str, Any], nothing_is_an_error: bool = False) -> None:
+    nothing = tally.total["labelled"] == 0
+    if not kw["quiet"] or (nothing and nothing_is_an_error):
         _err(tally.summary())
         if rejects.count:
-            _err(f"{rejects.count} rejected record(s) written to {rejects.path}")
+            _err(f"{rejects.count} rejected record(s) written to {rejects.path}; the commonest reasons:")
+            for reason, n in rejects.commonest(3):
+                _err(f"  {n:>6} × {reason}")
+            hints = list(dict.fromkeys(_hint(r) for r, _ in rejects.commonest(3)))
+            for h in hints:
+                _err(f"hint: {h}")
+    if nothing and nothing_is_an_error:
+        read = tally.total["read"]
+        raise click.ClickException("nothing was labelled" + (
+            f": all {read} record(s) were rejected" if read else ": no records in the input"))
     if kw["strict"] and rejects.count:
         raise click.ClickException(f"--strict: {rejects.count} record(s) rejected (see {rejects.path})")
 
 
-@main.command()
+@main.command(short_help="Train a model on a labelled corpus and write its card.")
 @click.argument("corpus", nargs=-1)
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False),
               help="Directory to write the model and its card to.")
@@ -313,7 +432,7 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
         from .card import card_markdown
         from .modelio import save_model
 
-        progress = None if quiet else _err
+        progress = None if quiet else _timed(_err)
         if add_paths or base:
             if corpus:
                 raise click.UsageError("give either CORPUS files to train from scratch, or --base with --add")
@@ -326,6 +445,7 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
             from .train import parse_weights, train_model
 
             groups = [g for g in cv_groups if g.lower() != "none"]
+            _check_cv_groups(corpus, groups, cv_groups)
             model, card = train_model(corpus, test=test_paths, checks=check_paths, cv_group=groups,
                                       baseline=not no_baseline, progress=progress,
                                       weights=parse_weights(weights), description=description)
@@ -351,6 +471,46 @@ def train(corpus: tuple[str, ...], output_dir: str, cv_groups: tuple[str, ...], 
                      f"{ad['base_model_scores']['macro_f1']:.3f}, adapted {chosen['macro_f1']:.3f} "
                      f"(added notes weighted {ad['chosen_weight']:g})")
             _err(f"model and card written to {output_dir}")
+
+
+def _timed(say: Callable[[str], None]) -> Callable[[str], None]:
+    """Training's step messages with the time since the start, and the folds' pace once known."""
+    import time
+
+    start = time.monotonic()
+    folds: list[float] = []
+
+    def progress(message: str) -> None:
+        now = time.monotonic() - start
+        pace = ""
+        if message.startswith("fold"):
+            folds.append(now)
+            if len(folds) > 1:
+                pace = f" (last fold took {folds[-1] - folds[-2]:.0f}s)"
+        say(f"[{int(now) // 60}:{int(now) % 60:02d}] {message}{pace}")
+
+    return progress
+
+
+def _check_cv_groups(corpus: tuple[str, ...], groups: list[str], given: tuple[str, ...]) -> None:
+    """The first --cv-group needs two or more values in the corpus: say so plainly before training."""
+    if not groups:
+        return
+    from .read import read_corpus
+
+    records = read_corpus(corpus)
+    values = {str(r[groups[0]]) for r in records if r.get(groups[0]) not in (None, "")}
+    if len(values) >= 2:
+        return
+    fields = sorted({k for r in records for k in r if k not in ("segments", "text")})
+    have = "no note has it" if not values else f"every note has the same value ({next(iter(values))!r})"
+    default = tuple(given) == ("authority", "register")
+    raise click.ClickException(
+        f"cannot cross-validate by '{groups[0]}': {have}, and leaving one group out needs at least two. "
+        f"Use --cv-group none to train without cross-validation, or --cv-group FIELD with a field that "
+        f"varies across your notes (fields in this corpus: {', '.join(fields) or 'none besides segments'})"
+        + ("." if not default else "; 'authority' is the default because notes from different organisations "
+           "give an honest estimate for a new one."))
 
 
 def _adapt(base: str, add_paths: tuple[str, ...], add_weight: float | None, check_paths: tuple[str, ...],
@@ -384,27 +544,62 @@ def _base_names(base: str) -> list[str]:
     return list(card["trained_on"]["files"])
 
 
-@main.command()
+@main.command(short_help="Score models against labelled notes, with intervals.")
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("--model", "model_paths", multiple=True, type=click.Path(),
               help="Model directory; repeat to compare models (default: the shipped model).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("-o", "--output", default="-", show_default=True)
-def evaluate(corpus: tuple[str, ...], model_paths: tuple[str, ...], fmt: str, output: str) -> None:
-    """Score models against labelled CORPUS notes (segments aligned by character overlap)."""
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="table: the terminal; json: every measure as data; csv: one row per measure, model and team.")
+@click.option("-o", "--output", default="-", show_default=True, help="Write here instead of standard output.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True,
+              help="Bootstrap resamples of notes for the intervals and the paired comparison.")
+@click.option("--seed", type=int, default=20260301, show_default=True,
+              help="Random seed for the bootstrap (same seed, same intervals).")
+def evaluate(corpus: tuple[str, ...], model_paths: tuple[str, ...], fmt: str, output: str, n_boot: int,
+             seed: int) -> None:
+    """Score models against labelled CORPUS notes (segments aligned by character overlap).
+
+    Macro-F1 and kappa come with 95% bootstrap intervals over notes; with two or more --model,
+    each is compared with the first on the same notes (paired bootstrap of the difference).
+    """
     with friendly_errors():
-        from .evaluate import evaluate_records
+        from .evaluate import bootstrap_weights, evaluate_records, intervals, paired_comparison, trained_on_these
+        from .modelio import default_model_dir, load_card
         from .read import read_corpus
-        from .render import evaluation_table
+        from .render import evaluation_csv, evaluation_table
 
         records = read_corpus(corpus)
-        results = {}
+        if not records:
+            raise click.ClickException("no labelled notes in the corpus")
+        weights = bootstrap_weights(len(records), n_boot, seed)
+        results: dict[str, dict[str, Any]] = {}
+        confusions = {}
         for path in model_paths or (None,):
-            results[path or "default"] = evaluate_records(_load_labeller(path), records)
+            name = path or "default"
+            if name in results:
+                name = f"{name} ({len(results) + 1})"
+            card = load_card(Path(path) if path else default_model_dir())
+            own = trained_on_these(card, corpus)
+            r = evaluate_records(_load_labeller(path), records, keep_note_confusions=True)
+            confusions[name] = r.pop("_note_confusions")
+            r["intervals"] = intervals(confusions[name], weights)
+            r["scored_on_its_own_training_files"] = own
+            if own:
+                _err(f"warning: model {name} was trained on {', '.join(own)} (same SHA-256 as a training file): "
+                     "its scores here are not an estimate for new notes; evaluate on notes it never saw")
+            results[name] = r
+        names = list(results)
+        comparisons = {f"{n} - {names[0]}": paired_comparison(confusions[n], confusions[names[0]], weights)
+                       for n in names[1:]}
         if fmt == "json":
-            text = json.dumps(results if len(results) > 1 else next(iter(results.values())), indent=2) + "\n"
+            doc: dict[str, Any] = results if len(results) > 1 else dict(next(iter(results.values())))
+            if comparisons:
+                doc = {"models": results, "paired_comparisons": comparisons}
+            text = json.dumps(doc, indent=2) + "\n"
+        elif fmt == "csv":
+            text = evaluation_csv(results, comparisons)
         else:
-            text = evaluation_table(results)
+            text = evaluation_table(results, comparisons)
         _write_text(text, output)
 
 
@@ -462,14 +657,110 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
         yield item, item.fields if isinstance(item, Labelled) else None
 
 
-@main.command()
+class MilestoneDate(click.ParamType):
+    """YYYY-MM-DD always; dd/mm/yyyy too, read day first (the report's --dayfirst says so for the notes)."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx):
+        import datetime as dt
+
+        if isinstance(value, dt.date):
+            return value
+        text = str(value).strip()
+        for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"):
+            try:
+                return dt.datetime.strptime(text, fmt).date()
+            except ValueError:
+                continue
+        self.fail(f"{value!r} is not a date: use YYYY-MM-DD or dd/mm/yyyy (day first, as in the UK)", param, ctx)
+
+
+def _resolve_field(name: str, field_map: dict[str, str]) -> tuple[str, str | None]:
+    """One field vocabulary everywhere: a mapped column name or any capitalisation of a standard
+    name becomes the standard name. Returns (name, notice or None)."""
+    low = name.strip().lower()
+    for std, col in field_map.items():
+        if col.lower() == low and std != name:
+            return std, f"'{name}' is the {std} field (--{std}-field {col!r}): read as {std}"
+    from .aggregate import DERIVED
+
+    for std in (*FIELD_NAMES, *DERIVED):
+        if std == low and std != name:
+            return std, None
+    return name.strip(), None
+
+
+class FieldMatcher:
+    """--by and --where keys and values, matched to each record ignoring capitals (with a notice)."""
+
+    def __init__(self, keys: list[str], where: list[tuple[str, str]]) -> None:
+        self.keys, self.where = keys, where
+        self.seen: dict[str, set[str]] = {k: set() for k in keys}
+        self.fields_seen: set[str] = set()
+        self.loose_keys: dict[str, str] = {}
+        self.loose_values: dict[tuple[str, str], set[str]] = {}
+        self.filtered = 0
+
+    def prepare(self, fields: dict[str, Any]) -> bool:
+        """Fill requested keys from differently capitalised fields; False when --where leaves the note out."""
+        from .aggregate import DERIVED
+
+        if len(self.fields_seen) < 200:
+            self.fields_seen.update(map(str, fields))
+        lower = None
+        for k in dict.fromkeys([*self.keys, *(w[0] for w in self.where)]):
+            if k in fields or k in DERIVED:
+                if k in self.seen:
+                    self.seen[k].add(k)
+                continue
+            lower = lower or {str(f).lower(): f for f in fields}
+            real = lower.get(k.lower())
+            if real is not None:
+                fields[k] = fields[real]
+                self.loose_keys[k] = real
+                if k in self.seen:
+                    self.seen[k].add(real)
+        for k, want in self.where:
+            if k in DERIVED:
+                continue  # month/quarter/year are compared by the table, from the parsed date
+            have = fields.get(k)
+            have = "" if have is None else str(have).strip()
+            if have == want:
+                continue
+            if have.lower() == want.lower():
+                self.loose_values.setdefault((k, want), set()).add(have)
+                continue
+            self.filtered += 1
+            return False
+        return True
+
+    def notices(self) -> list[str]:
+        out = [f"--by/--where '{k}' matched the field '{real}' (capitals ignored)"
+               for k, real in self.loose_keys.items()]
+        for (k, want), found in self.loose_values.items():
+            values = ", ".join(sorted(map(repr, found)))[:200]
+            out.append(f"--where {k}={want} also matched {values} (capitals ignored)")
+        return out
+
+    def absent(self) -> list[str]:
+        """--by fields that no record held."""
+        from .aggregate import DERIVED
+
+        return [k for k in self.keys if k not in DERIVED and not self.seen[k]]
+
+
+@main.command(short_help="Balance per team, worker, type, month, quarter or year.")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--by", "by", multiple=True, help="Field to group by (repeatable); 'month' and 'quarter' come "
-              "from the date. Default: team.")
-@click.option("--where", "where", multiple=True, help="Keep only notes with KEY=VALUE (repeatable).")
+@click.option("--by", "by", multiple=True, help="Field to group by (repeatable): team, worker, type, any other "
+              "field of the input (a --X-field column name works too), or month, quarter or year (from the "
+              "date). Default: team.")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Keep only notes whose KEY is VALUE (repeatable; capitals ignored, with a notice).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
-              show_default=True)
-@click.option("-o", "--output", default="-", show_default=True)
+              show_default=True, help="table: the terminal; json: everything as data; csv: the group rows; "
+              "html: a self-contained page to share.")
+@click.option("-o", "--output", default="-", show_default=True, help="Write here instead of standard output.")
 @click.option("--model", "model_path", type=click.Path(), help="Model for raw notes (default: the shipped model).")
 @click.option("--min-notes", type=int, default=5, show_default=True,
               help="Groups with fewer notes are not shown on their own.")
@@ -477,15 +768,18 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
 @click.option("--pseudonymise-teams", is_flag=True, help="Replace team names too (implies --pseudonymise).")
 @click.option("--key-file", type=click.Path(dir_okay=False), help="Pseudonym key file (created if missing).")
 @click.option("--include-examples", type=int, default=0, show_default=True,
-              help="Show the N most clearly procedural and change-focused sentences per group (note text!).")
-@click.option("--milestone", type=click.DateTime(["%Y-%m-%d"]), help="Compare balance before and after this date.")
-@click.option("--dayfirst", is_flag=True, help="Read dd/mm/yyyy dates (otherwise only YYYY-MM-DD is read).")
+              help="Show the N most clearly procedural and change-focused sentences per group (note text!). "
+                   "Needs the note text: raw notes, or classify --keep-text output.")
+@click.option("--milestone", type=MilestoneDate(), metavar="DATE",
+              help="Compare balance before and after this date (YYYY-MM-DD or dd/mm/yyyy).")
+@click.option("--dayfirst", is_flag=True, help="Read dd/mm/yyyy dates in the notes (otherwise only YYYY-MM-DD).")
 @click.option("--no-culture", is_flag=True, help="Skip the culture analysis (variance, mirroring, trend).")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True,
               help="Bootstrap resamples for intervals.")
 @click.option("--permutations", "n_perm", type=click.IntRange(99), default=2000, show_default=True,
               help="Permutations for the tests of difference.")
-@click.option("--seed", type=int, default=20260301, show_default=True)
+@click.option("--seed", type=int, default=20260301, show_default=True,
+              help="Random seed for the bootstrap and permutations (same seed, same figures).")
 @engine_options
 @input_options
 def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
@@ -501,35 +795,73 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
         from .render import report_csv, report_html, report_table
 
         opts = _read_options(kw)
-        conditions = _where(where)
-        by = by or ("team",)
+        upstream = read_summaries(inputs)
+        # classify's field mapping carries through: its column names mean the same fields here
+        field_map = {k: v for k, v in opts.field_map.items() if k != v}
+        for sm in upstream:
+            for std, col in (sm.get("field_map") or {}).items():
+                field_map.setdefault(std, col)
+        say = (lambda m: None) if kw["quiet"] else _err
+        by_keys = []
+        for k in by or ("team",):
+            name, note = _resolve_field(k, field_map)
+            if note:
+                say(note)
+            by_keys.append(name)
+        conditions = []
+        for k, v in _where(where):
+            name, note = _resolve_field(k, field_map)
+            if note:
+                say(note)
+            conditions.append((name, v.upper() if name == "quarter" else v))
+        matcher = FieldMatcher(by_keys, conditions)
         keys = _pseudonym_keys(pseudonymise, pseudonymise_teams, key_file, output)
         items = read_records(inputs, opts, notice=None if kw["quiet"] else _err)
         tally = Tally()
         rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(
             None if output == "-" else str(Path(output).with_suffix(".jsonl"))), kw["rejects_keep_raw"])
+        text_seen = False
 
         def counted():
-            with progress_bar(kw["quiet"], "labelling notes") as advance:
+            nonlocal text_seen
+            with progress_bar(kw["quiet"], "reading and labelling notes", input_size(inputs)) as advance:
                 for item, out in _report_stream(items, model_path, kw, include_examples > 0):
                     tally.add(item.source, out is not None, out.get("id") if out else None)
+                    advance(record_size(item) if out is not None else len(getattr(item, "raw", "") or "") + 40)
                     if out is None:
                         rejects.write(item)
-                    else:
-                        advance()
-                    yield item, out
+                        continue
+                    text_seen = text_seen or isinstance(getattr(item, "text", None), str) or "text" in out
+                    if matcher.prepare(out):
+                        yield item, out
 
         try:
-            table = build_table(labelled_notes(counted(), examples=include_examples > 0), by, conditions,
-                                dayfirst=dayfirst, pseudonymise=keys)
+            table = build_table(labelled_notes(counted(), examples=include_examples > 0), by_keys,
+                                [c for c in conditions if c[0] in _derived()], dayfirst=dayfirst, pseudonymise=keys)
         finally:
             rejects.close()
+        if matcher.filtered:
+            table.quality["filtered out by --where"] += matcher.filtered
+        for line in matcher.notices():
+            say(line)
+        for k in matcher.absent():
+            seen = ", ".join(sorted(matcher.fields_seen)[:15])
+            _err(f"warning: --by '{k}': no record has this field, so every note is 'unknown' (fields: {seen})")
+        if include_examples and (fmt == "table" or not text_seen):
+            _err("note: --include-examples " + (
+                "shows nothing: the notes' text is not in the input (run classify with --keep-text, or report "
+                "on the raw notes)" if not text_seen else
+                "examples are in the json and html formats; the table below leaves them out to stay readable"))
         if not len(table):
             raise click.ClickException("no labelled notes to report on" + (" after --where" if where else ""))
-        rep = build_report(table, by, {"records": tally.total["read"], "labelled": tally.total["labelled"],
-                                       "rejected": tally.total["rejected"]},
+        inp = {"records": tally.total["read"], "labelled": tally.total["labelled"], "rejected": tally.total["rejected"]}
+        if upstream:
+            inp["classify"] = {"records": sum(u["records"] for u in upstream),
+                               "rejected": sum(u["rejected"] for u in upstream),
+                               "rejects_files": [u["rejects_file"] for u in upstream if u.get("rejects_file")]}
+        rep = build_report(table, by_keys, inp,
                            min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
-                           milestone=milestone.date() if milestone else None,
+                           milestone=milestone,
                            include_examples=include_examples, culture=not no_culture)
         if fmt == "json":
             text = json.dumps(rep, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
@@ -540,7 +872,17 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
         else:
             text = report_table(rep)
         _write_text(text, output)
+        if upstream and not kw["quiet"]:
+            c = inp["classify"]
+            _err(f"{c['records']} record(s) read by classify, {c['rejected']} rejected there"
+                 + (f" (see {', '.join(c['rejects_files'])})" if c["rejects_files"] else ""))
         _finish(tally, rejects, kw)
+
+
+def _derived() -> tuple[str, ...]:
+    from .aggregate import DERIVED
+
+    return DERIVED
 
 
 def _jsonable(x: Any) -> Any:
@@ -553,36 +895,150 @@ def _jsonable(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-@main.command()
+@main.command(short_help="One note, each sentence marked, and why.")
 @click.argument("source", required=False, default="-")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True,
+              help="text: the note marked in the terminal; json: everything as data; html: a small page.")
 @click.option("-o", "--output", default="-", show_default=True, help="Write here instead of standard output.")
 @click.option("--model", "model_path", type=click.Path(), help="Model directory (default: the shipped model).")
-@click.option("--top", type=int, default=5, show_default=True, help="How many reasons to show per segment.")
+@click.option("--top", type=int, default=5, show_default=True, help="How many reasons to show per sentence.")
+@click.option("--encoding", default="auto", show_default=True,
+              help="Encoding of the file or standard input; 'auto' reads UTF-8 and detects Windows-1252.")
 @click.option("--color/--no-color", "colour", default=None, help="Colour (default: when writing to a terminal).")
-def explain(source: str, fmt: str, output: str, model_path: str | None, top: int, colour: bool | None) -> None:
+@click.option("--watch", is_flag=True, help="Keep reading notes from standard input, each ended by a line "
+              "holding only the --separator, and explain each as it arrives (the model loads once).")
+@click.option("--separator", default="---", show_default=True,
+              help="With --watch: the line that ends a note ('' for a blank line).")
+@click.option("--serve", is_flag=True, help="Open a small page on this machine to paste notes into "
+              "(the model loads once; nothing leaves the machine). Stop with Ctrl-C.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="With --serve: the loopback address to listen on (127.0.0.1, localhost or ::1 only).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="With --serve: the port (0 picks a free one).")
+def explain(source: str, fmt: str, output: str, model_path: str | None, top: int, encoding: str,
+            colour: bool | None, watch: bool, separator: str, serve: bool, host: str, port: int) -> None:
     """Show one note with each sentence marked procedural / change-focused / neutral, and why.
 
     SOURCE is the note itself, a file holding it, or '-' (the default) for standard input.
-    Nothing is written anywhere except where -o says.
+    Nothing is written anywhere except where -o says. For many notes, --watch reads them one
+    after another, and --serve opens a local page, so only the first waits for the model.
     """
     with friendly_errors():
-        text = _note_text(source)
-        from .explain import explain_text
+        if serve:
+            from .explain import LOOPBACK
 
-        ex = explain_text(text, _load_labeller(model_path), top=top)
-        use_colour = fmt == "text" and (colour if colour is not None else (output == "-" and sys.stdout.isatty()))
-        if fmt == "json":
-            out = json.dumps(ex, indent=2, ensure_ascii=False) + "\n"
-        elif fmt == "html":
-            from .render import explain_html
-
-            out = explain_html(ex)
-        else:  # text
-            from .render import explain_terminal
-
-            out = explain_terminal(ex, use_colour)
+            if host not in LOOPBACK:
+                raise click.BadParameter(f"{host!r}: explain --serve listens on this machine only "
+                                         "(127.0.0.1, localhost or ::1)", param_hint="--host")
+            _serve(model_path, host, port, top)
+            return
+        if watch:
+            _watch(model_path, fmt, output, top, colour, separator, encoding)
+            return
+        text = _note_text(source, encoding)
+        out, use_colour = _explained(text, _load_labeller(model_path), fmt, top, colour, output)
         _write_text(out, output, colour=use_colour)
+
+
+def _explained(text: str, labeller, fmt: str, top: int, colour: bool | None, output: str) -> tuple[str, bool]:
+    from .explain import explain_text
+
+    ex = explain_text(text, labeller, top=top)
+    use_colour = fmt == "text" and (colour if colour is not None else (output == "-" and sys.stdout.isatty()))
+    if fmt == "json":
+        return json.dumps(ex, indent=2, ensure_ascii=False) + "\n", use_colour
+    if fmt == "html":
+        from .render import explain_html
+
+        return explain_html(ex), use_colour
+    from .render import explain_terminal
+
+    return explain_terminal(ex, use_colour), use_colour
+
+
+def _serve(model_path: str | None, host: str, port: int, top: int) -> None:
+    from .explain import make_server
+
+    labeller = _load_labeller(model_path)
+    try:
+        server = make_server(labeller, host, port, top)
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e} (try --port 0)") from None
+    h, p = server.server_address[:2]
+    shown = f"[{h}]" if ":" in h else h
+    _err(f"explain page: http://{shown}:{p}/ (this machine only; notes are not kept). Ctrl-C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _watch(model_path: str | None, fmt: str, output: str, top: int, colour: bool | None, separator: str,
+           encoding: str) -> None:
+    """Notes from standard input, one after another, each explained as soon as its separator arrives."""
+    labeller = _load_labeller(model_path)
+    tty = _stdin_is_tty()
+    sep = separator.strip()
+    where = "an empty line" if not sep else f"a line holding only {sep}"
+    if tty:
+        _err(f"Paste a note and end it with {where}; Ctrl-D (Ctrl-Z then Enter on Windows) to finish.")
+    sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+    try:
+        for n, text in enumerate(_notes_from(sys.stdin.buffer, sep, encoding), 1):
+            out, use_colour = _explained(text, labeller, fmt, top, colour, output)
+            if sink is sys.stdout:
+                click.echo(out, nl=False, color=use_colour)
+            else:
+                sink.write(out)
+            sink.flush()
+            if tty:
+                _err(f"(note {n} explained; paste the next, or Ctrl-D to finish)")
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+
+
+def _notes_from(stream, sep: str, encoding: str) -> Iterator[str]:
+    lines: list[str] = []
+    for raw in stream:
+        line = _decode(raw, encoding)[0]
+        if line.strip() == sep and (sep or any(x.strip() for x in lines)):
+            text = "".join(lines)
+            lines = []
+            if text.strip():
+                yield text.rstrip("\r\n")
+            continue
+        lines.append(line)
+    if "".join(lines).strip():
+        yield "".join(lines).rstrip("\r\n")
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _decode(data: bytes, encoding: str) -> tuple[str, str | None]:
+    """Bytes to text the way classify reads files: UTF-8, or Windows-1252 when that is what it is."""
+    if encoding != "auto":
+        return data.decode(encoding, errors="replace").removeprefix("\ufeff"), None
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        pass
+    if not re.search(rb"[\xc2-\xf4][\x80-\xbf]+", data):
+        try:
+            return data.decode("cp1252"), "not valid UTF-8; read as Windows-1252 (set --encoding to override)"
+        except UnicodeDecodeError:
+            pass
+    return data.decode("utf-8", errors="replace"), "not valid UTF-8 throughout; undecodable bytes shown as \ufffd"
+
+
+_LOOKS_LIKE_FILE = (".txt", ".text", ".csv", ".jsonl", ".json", ".md", ".doc", ".docx", ".rtf", ".log", ".xlsx")
 
 
 def _is_file(source: str) -> bool:
@@ -595,12 +1051,43 @@ def _is_file(source: str) -> bool:
         return False
 
 
-def _note_text(source: str) -> str:
+def _is_dir(source: str) -> bool:
+    try:
+        return "\n" not in source and len(source) < 1024 and Path(source).is_dir()
+    except OSError:
+        return False
+
+
+def _looks_like_a_path(source: str) -> bool:
+    """A mistyped file name, not a note: a short name ending like a document, or a path with folders."""
+    s = source.strip().strip("'\"")
+    if not s or "\n" in s or len(s) > 260:
+        return False
+    if s.lower().endswith(_LOOKS_LIKE_FILE) and len(s.split()) <= 3:
+        return True
+    return not any(c.isspace() for c in s) and (s.startswith(("/", "./", "../", "~", ".\\")) or
+                                                 bool(re.match(r"^[A-Za-z]:[\\/]", s)))
+
+
+def _note_text(source: str, encoding: str = "auto") -> str:
     if source == "-":
-        data = sys.stdin.buffer.read()
-        text = data.decode("utf-8-sig", errors="replace")
+        if _stdin_is_tty():
+            _err("Paste the note, then press Ctrl-D on a new line (Ctrl-Z then Enter on Windows):")
+        text, message = _decode(sys.stdin.buffer.read(), encoding)
+        if message:
+            _err(f"standard input: {message}")
     elif _is_file(source):
-        text = Path(source).read_bytes().decode("utf-8-sig", errors="replace")
+        from .read import detect_encoding
+
+        enc, message = detect_encoding(Path(source), encoding)
+        if message:
+            _err(message)
+        text = Path(source).read_bytes().decode(enc, errors="replace").removeprefix("\ufeff")
+    elif _is_dir(source):
+        raise click.ClickException(f"{source}: is a folder; explain takes one note (use classify for many)")
+    elif _looks_like_a_path(source):
+        raise click.ClickException(f"{source}: no such file (to explain a note typed on the command line, "
+                                   "put the whole note in quotes; for a file, check the name)")
     else:
         text = source
     if not text.strip():

@@ -20,31 +20,48 @@ def _f(x: Any, nd: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{nd}f}"
 
 
-def evaluation_table(results: dict[str, dict[str, Any]]) -> str:
-    """Side-by-side scores of one or more models on the same labelled notes."""
+def _with_ci(x: Any, ci: Any) -> str:
+    return _f(x) + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
+
+
+def evaluation_table(results: dict[str, dict[str, Any]], comparisons: dict[str, dict[str, Any]] | None = None) -> str:
+    """Side-by-side scores of one or more models on the same labelled notes, each with its own
+    confusion matrix and team table, and paired comparisons with the first model."""
     from rich.table import Table
 
     buf = io.StringIO()
     con = _console(buf)
     names = list(results)
+    for name, r in results.items():
+        if r.get("scored_on_its_own_training_files"):
+            con.print(f"Warning: {name} was trained on {', '.join(r['scored_on_its_own_training_files'])}; "
+                      "its scores on them are not an estimate for new notes.")
     t = Table(title="Segment labels (gold segments, aligned by character overlap)")
     t.add_column("measure")
     for n in names:
         t.add_column(n, justify="right")
-    first = results[names[0]]
-    t.add_row("notes / segments", *[f"{r['notes']} / {r['segments']}" for r in results.values()])
-    t.add_row("macro-F1", *[_f(r["macro_f1"]) for r in results.values()])
-    t.add_row("Cohen's kappa", *[_f(r["kappa"]) for r in results.values()])
-    t.add_row("accuracy", *[_f(r["accuracy"]) for r in results.values()])
+    rows = results.values()
+    t.add_row("notes / segments", *[f"{r['notes']} / {r['segments']}" for r in rows])
+    t.add_row("macro-F1 (95% CI)", *[_with_ci(r["macro_f1"], r.get("intervals", {}).get("macro_f1")) for r in rows])
+    t.add_row("Cohen's kappa (95% CI)", *[_with_ci(r["kappa"], r.get("intervals", {}).get("kappa")) for r in rows])
+    t.add_row("accuracy", *[_f(r["accuracy"]) for r in rows])
     for lab in LABELS:
         t.add_row(f"{lab} P / R / F1", *[
             f"{_f(r['per_class'][lab]['precision'], 2)} / {_f(r['per_class'][lab]['recall'], 2)} / "
-            f"{_f(r['per_class'][lab]['f1'], 2)}" for r in results.values()])
-    t.add_row("calibration ECE", *[_f(r.get("calibration", {}).get("ece")) for r in results.values()])
-    t.add_row("note change share MAE", *[_f(r["note_change_share_mae"]) for r in results.values()])
-    t.add_row("team balance MAE", *[_f(r["team_balance_mae"]) for r in results.values()])
-    t.add_row("authorities in true team order", *[r["authorities_in_true_team_order"] for r in results.values()])
+            f"{_f(r['per_class'][lab]['f1'], 2)}" for r in rows])
+    t.add_row("calibration ECE", *[_f(r.get("calibration", {}).get("ece")) for r in rows])
+    t.add_row("note change share MAE", *[_f(r["note_change_share_mae"]) for r in rows])
+    t.add_row("team balance MAE", *[_f(r["team_balance_mae"]) for r in rows])
+    t.add_row("authorities in true team order", *[r["authorities_in_true_team_order"] for r in rows])
     con.print(t)
+    con.print("Intervals: 95% bootstrap over notes (notes resampled, so a note's sentences stay together).")
+    for label, c in (comparisons or {}).items():
+        ci = c["macro_f1_difference_ci"]
+        verdict = ("a clear difference" if c["clear_difference"] else
+                   "no clear difference (the interval spans zero)")
+        con.print(f"Paired comparison {label}: macro-F1 difference {c['macro_f1_difference']:+.3f}"
+                  + (f" (95% CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else "")
+                  + f", kappa difference {c['kappa_difference']:+.3f}: {verdict}.")
     for name, r in results.items():
         cm = Table(title=f"Confusion matrix ({name}): rows gold, columns predicted")
         cm.add_column("")
@@ -53,13 +70,46 @@ def evaluation_table(results: dict[str, dict[str, Any]]) -> str:
         for lab, row in zip(LABELS, r["confusion"]["matrix"]):
             cm.add_row(lab, *map(str, row))
         con.print(cm)
-    teams = Table(title=f"Team balance, true vs predicted ({names[0]})")
-    for col in ("authority", "team", "true", "predicted", "error"):
-        teams.add_column(col, justify="right" if col in ("true", "predicted", "error") else "left")
-    for row in first["teams"]:
-        teams.add_row(row["authority"], row["team"], _f(row["true_balance"], 2), _f(row["predicted_balance"], 2),
-                      _f(row["error"], 2))
-    con.print(teams)
+    for name, r in results.items():
+        teams = Table(title=f"Team balance, true vs predicted ({name})")
+        for col in ("authority", "team", "true", "predicted", "error"):
+            teams.add_column(col, justify="right" if col in ("true", "predicted", "error") else "left")
+        for row in r["teams"]:
+            teams.add_row(row["authority"], row["team"], _f(row["true_balance"], 2), _f(row["predicted_balance"], 2),
+                          _f(row["error"], 2))
+        con.print(teams)
+    return buf.getvalue()
+
+
+def evaluation_csv(results: dict[str, dict[str, Any]], comparisons: dict[str, dict[str, Any]] | None = None) -> str:
+    """One row per model and measure (with its interval), per team, and per paired comparison."""
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["section", "model", "authority", "team", "measure", "value", "ci_low", "ci_high"])
+
+    def num(x: Any) -> str:
+        return "" if x is None else f"{x:.4f}" if isinstance(x, float) else str(x)
+
+    for name, r in results.items():
+        ivs = r.get("intervals", {})
+        for m in ("macro_f1", "kappa", "accuracy", "note_change_share_mae", "team_balance_mae"):
+            ci = ivs.get(m) or [None, None]
+            w.writerow(["overall", name, "", "", m, num(r.get(m)), num(ci[0]), num(ci[1])])
+        w.writerow(["overall", name, "", "", "notes", r["notes"], "", ""])
+        w.writerow(["overall", name, "", "", "segments", r["segments"], "", ""])
+        for lab in LABELS:
+            for m in ("precision", "recall", "f1"):
+                w.writerow(["per_class", name, "", "", f"{lab}_{m}", num(r["per_class"][lab][m]), "", ""])
+        for row in r["teams"]:
+            for m, key in (("true_balance", "true_balance"), ("predicted_balance", "predicted_balance"),
+                           ("error", "error")):
+                w.writerow(["team", name, row["authority"], row["team"], m, num(row[key]), "", ""])
+    for label, c in (comparisons or {}).items():
+        for m in ("macro_f1_difference", "kappa_difference"):
+            ci = c.get(f"{m}_ci") or [None, None]
+            w.writerow(["paired_comparison", label, "", "", m, num(c[m]), num(ci[0]), num(ci[1])])
     return buf.getvalue()
 
 
@@ -384,53 +434,75 @@ STYLE = {"procedural": "bold red", "change_focused": "bold green", "neutral": "d
 HTML_COLOUR = {"procedural": "#fde2e1", "change_focused": "#ddf3e4", "neutral": "#f2f2f2"}
 
 
+def _reasons(s: dict[str, Any]) -> tuple[str, str]:
+    """(codebook category line, words line) for one explained segment; either may be empty."""
+    cat = s.get("category")
+    cat_line = f"codebook: {cat['title']} ({', '.join(cat['words'])})" if cat else ""
+    words = [b["feature"] for b in s["because"] if b.get("kind", "word") == "word"]
+    return cat_line, ("words: " + ", ".join(words)) if words else ""
+
+
 def explain_terminal(ex: dict[str, Any], colour: bool) -> str:
-    """The note back, a segment per line, marked; colour in a terminal, plain markers when piped."""
+    """The verdict first, then the note back, a segment per line, marked; colour in a terminal."""
     from rich.console import Console
     from rich.text import Text
+
+    from .explain import verdict
 
     buf = io.StringIO()
     con = Console(file=buf, width=WIDTH, force_terminal=colour, color_system="standard" if colour else None,
                   highlight=False, emoji=False)
+    con.print(Text(verdict(ex), style="bold" if colour else ""))
+    con.print(Text(ex["summary"]))
+    con.print(Text("P = procedural, C = change-focused, N = neutral (probability in brackets).",
+                   style="dim" if colour else ""))
+    con.print()
     for s in ex["segments"]:
         p = s["p"][s["label"]]
         line = Text(f"[{MARK[s['label']]} {p:.2f}] ", style=STYLE[s["label"]] if colour else "")
         line.append(s["text"].replace("\n", " "), style=STYLE[s["label"]] if colour and s["label"] != "neutral" else "")
         con.print(line)
-        if s["because"]:
-            con.print(Text("        because: " + ", ".join(b["feature"] for b in s["because"]),
-                           style="italic" if colour else ""))
+        for part in _reasons(s):
+            if part:
+                con.print(Text("        " + part, style="italic" if colour else ""))
         if s.get("a_change_focused_account_would_record"):
             con.print(Text("        a change-focused account would record: "
                            + s["a_change_focused_account_would_record"], style="cyan" if colour else ""))
-    con.print(Text("P = procedural, C = change-focused, N = neutral (probability in brackets). " + ex["summary"],
-                   style="bold" if colour else ""))
     return buf.getvalue()
 
 
-def explain_html(ex: dict[str, Any]) -> str:
-    """A small self-contained page with the highlighted note."""
+def explain_html(ex: dict[str, Any], form: bool = False) -> str:
+    """A small self-contained page with the verdict and the highlighted note (with a paste box when served)."""
     from html import escape
+
+    from .explain import verdict
 
     items = []
     for s in ex["segments"]:
-        why = ", ".join(escape(b["feature"]) for b in s["because"])
-        tip = f"{s['label'].replace('_', '-')} {s['p'][s['label']]:.2f}" + (f" because: {why}" if why else "")
+        cat_line, words_line = _reasons(s)
+        why = "; ".join(p for p in (cat_line, words_line) if p)
+        tip = f"{s['label'].replace('_', '-')} {s['p'][s['label']]:.2f}" + (f": {why}" if why else "")
         guide = s.get("a_change_focused_account_would_record")
         items.append(
             f"<div class=seg style='background:{HTML_COLOUR[s['label']]}' title='{escape(tip, quote=True)}'>"
             f"<span class=tag>{MARK[s['label']]} {s['p'][s['label']]:.2f}</span> {escape(s['text'])}"
-            + (f"<div class=why>because: {why}</div>" if why else "")
+            + "".join(f"<div class=why>{escape(p)}</div>" for p in (cat_line, words_line) if p)
             + (f"<div class=guide>A change-focused account would record: {escape(guide)}</div>" if guide else "")
             + "</div>")
     style = ("body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#222}"
              ".seg{padding:.4rem .6rem;margin:.25rem 0;border-radius:4px}.tag{font-family:monospace;font-weight:bold}"
-             ".why{font-size:.8rem;color:#555}.guide{font-size:.85rem;color:#1f5f8b}.sum{margin-top:1rem;"
-             "font-weight:bold}.key span{padding:0 .4rem;margin-right:.5rem}")
+             ".why{font-size:.8rem;color:#555}.guide{font-size:.85rem;color:#1f5f8b}.sum{margin:.5rem 0 1rem}"
+             ".verdict{font-size:1.2rem;font-weight:bold}.key span{padding:0 .4rem;margin-right:.5rem}"
+             "textarea{width:100%;min-height:8rem;font:inherit}")
     key = "".join(f"<span style='background:{HTML_COLOUR[lab]}'>{MARK[lab]} = {lab.replace('_', '-')}</span>"
                   for lab in LABELS)
-    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>Explained note</title>"
-            f"<style>{style}</style></head><body><h1>Explained note</h1><p class=key>{key}</p>"
-            + "".join(items) + f"<p class=sum>{escape(ex['summary'])}</p>"
+    box = ("<form method=post><label for=note>Paste a note</label><textarea id=note name=note></textarea>"
+           "<p><button type=submit>Explain</button></p></form>") if form else ""
+    body = ("" if not ex["segments"] else
+            f"<p class=verdict>{escape(verdict(ex))}</p><p class=sum>{escape(ex['summary'])}</p>"
+            f"<p class=key>{key}</p>" + "".join(items))
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'><title>Explained note</title>"
+            f"<style>{style}</style></head><body><h1>Explained note</h1>{box}{body}"
             "<p>This describes how the note is written, sentence by sentence, using the project's codebook; "
             "it is not a judgement of the practice behind it.</p></body></html>")
