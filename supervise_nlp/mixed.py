@@ -10,9 +10,10 @@ s_note^2 + pi^2/3): unlike a linear model on note shares it does not depend on h
 are. Its interval comes from the variational posterior of the log standard deviations.
 
 The model needs one row per segment (statsmodels' binomial family takes 0/1 outcomes only), so
-a large input is fitted on a stated random subsample of whole notes: up to a cap of notes per
-worker (and, when even that is too many, a cap of workers per team), chosen with the report's
-seed. Shrunken team and worker balances are the model's posterior means.
+a large input is fitted on a stated random subsample: whole teams, workers within them and
+notes per worker (see ``subsample``), chosen with the report's
+seed. Shrunken team and worker balances are the model's posterior means (for the teams and
+workers fitted).
 """
 
 from __future__ import annotations
@@ -37,25 +38,32 @@ def _rank_within(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def subsample(t: np.ndarray, team: np.ndarray, worker: np.ndarray, max_rows: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
-    """Which notes to fit on: all of them when their segments fit in ``max_rows``."""
+              rng: np.random.Generator, max_teams: int = 30, max_workers: int = 6) -> tuple[np.ndarray, str | None]:
+    """Which notes to fit on: all of them when their segments fit in ``max_rows``.
+
+    Otherwise a random sample of whole teams (at most ``max_teams``), of workers within them (at
+    most ``max_workers`` per team) and of notes per worker (as many as fit, at least 3). Thin
+    samples (many teams with a few notes each) make the variational fit lose the team component,
+    so depth within fewer teams is preferred: the variance split is a property of the
+    organisation, and every team's own balance is reported from all its notes anyway.
+    """
     if t.sum() <= max_rows:
         return np.ones(len(t), dtype=bool), None
-    note_rank = _rank_within(worker, rng)
-    for cap in range(int(np.bincount(worker).max()), 2, -1):
-        keep = note_rank < cap
-        if t[keep].sum() <= max_rows:
-            return keep, f"a random {cap} notes per worker (at most), {int(keep.sum())} notes"
-    keep = note_rank < 3
+    teams = np.unique(team)
+    chosen = rng.permutation(teams)[:max_teams]
+    keep = np.isin(team, chosen)
     wk_team = np.zeros(int(worker.max()) + 1, dtype=np.int64)
     wk_team[worker] = team
-    worker_rank = _rank_within(wk_team, rng)
-    for wcap in range(int(worker_rank.max()) + 1, 1, -1):
-        k2 = keep & (worker_rank[worker] < wcap)
-        if t[k2].sum() <= max_rows:
-            return k2, f"a random {wcap} workers per team and 3 notes per worker (at most), {int(k2.sum())} notes"
-    k2 = keep & (worker_rank[worker] < 2)
-    return k2, f"a random 2 workers per team and 3 notes per worker, {int(k2.sum())} notes"
+    keep &= _rank_within(wk_team, rng)[worker] < max_workers
+    note_rank = _rank_within(worker, rng)
+    cap = 3
+    for c in range(int(np.bincount(worker[keep]).max()), 2, -1):
+        if t[keep & (note_rank < c)].sum() <= max_rows:
+            cap = c
+            break
+    keep &= note_rank < cap
+    return keep, (f"a random sample of {min(len(teams), max_teams)} teams, up to {max_workers} workers per team and "
+                  f"{cap} notes per worker: {int(keep.sum())} notes")
 
 
 def fit_mixed(c: np.ndarray, t: np.ndarray, team: np.ndarray, worker: np.ndarray,
