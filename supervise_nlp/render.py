@@ -137,14 +137,15 @@ def report_table(rep: dict[str, Any]) -> str:
     inp = rep["input"]
     con.print(f"Balance of change-focused to procedural recording, by {' and '.join(rep['by'])}")
     con.print(f"Input: {inp['records']} records, {inp['labelled']} labelled, {inp['rejected']} rejected. "
-              "Balance = change-focused / (change-focused + procedural) segments; 95% bootstrap interval over notes.")
+              "Balance = change-focused / (change-focused + procedural) segments. " + _interval_words(rep))
     t = Table(show_lines=False)
     t.add_column(" / ".join(rep["by"]), overflow="fold", max_width=36)
-    for col in ("notes", "proc.", "change", "neutral", "balance", "95% CI", "CF notes"):
+    for col in ("notes", "wkrs", "proc.", "change", "neutral", "balance", "95% CI", "CF notes"):
         t.add_column(col, justify="right")
     rows = rep["groups"] + ([{"key": {"": "overall"}, **rep["overall"]}] if rep["overall"] else [])
     for i, g in enumerate(rows):
-        t.add_row(_key(g["key"]), str(g["notes"]), str(g["procedural"]), str(g["change_focused"]), str(g["neutral"]),
+        t.add_row(_key(g["key"]), str(g["notes"]), "" if g.get("workers") is None else str(g["workers"]),
+                  str(g["procedural"]), str(g["change_focused"]), str(g["neutral"]),
                   _f(g["balance"], 2), _ci(g["balance_ci"]), _pct(g["change_focused_notes"]),
                   end_section=i == len(rows) - 2)
     con.print(t)
@@ -153,9 +154,28 @@ def report_table(rep: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def _interval_words(rep: dict[str, Any]) -> str:
+    groups = rep["groups"] + ([rep["overall"]] if rep.get("overall") else [])
+    if any(g.get("balance_ci_describes", "").startswith("this group") for g in groups):
+        return ("95% intervals describe each group allowing for differences between its workers (workers as "
+                "clusters, t with workers-1 df); the interval for these notes alone is in the JSON and CSV.")
+    return "95% intervals describe these notes (notes as clusters)."
+
+
 def report_findings(rep: dict[str, Any]) -> list[str]:
     """The report's findings in plain words (the same sentences appear in every format)."""
     out = []
+    few = [g for g in rep["groups"] if g.get("notice")]
+    if few:
+        too_few = [_key(g["key"]) for g in few if g["notice"].startswith("too few")]
+        two = [_key(g["key"]) for g in few if g["notice"].startswith("only two")]
+        if too_few:
+            out.append(f"{len(too_few)} group(s) have notes from one worker only, too few workers to estimate "
+                       f"the group's balance beyond that worker: {', '.join(too_few[:6])}"
+                       + (" and more" if len(too_few) > 6 else "") + ".")
+        if two:
+            out.append(f"{len(two)} group(s) have two workers, so the group and its workers cannot be told apart "
+                       "and the interval is wide: " + ", ".join(two[:6]) + (" and more" if len(two) > 6 else "") + ".")
     held = rep["held_back"]
     if held["groups"]:
         out.append(f"{held['groups']} group(s) with fewer than {rep['min_notes']} notes ({held['notes']} notes) "
@@ -166,12 +186,13 @@ def report_findings(rep: dict[str, Any]) -> list[str]:
         sig = [p for p in pairs if p["significant"]]
         untested = [p for p in pairs if p["significant"] is None]
         if comp["p_value"] < 0.05:
-            verdict = "differ by more than chance would explain"
+            verdict = "differ by more than differences between their workers would explain" \
+                if str(comp.get("unit", "")).startswith("workers") else "differ by more than chance would explain"
         else:
             verdict = "show no clear difference (which is not proof that they are alike)"
-        out.append(f"The {comp['groups']} groups' notes {verdict} (permutation test on notes, p = "
+        out.append(f"The {comp['groups']} groups {verdict} ({comp['test']}, p = "
                    f"{comp['p_value']:.3g}); {len(sig)} of {len(pairs) - len(untested)} testable pairs differ after "
-                   "Holm adjustment" + (f"; {len(untested)} pair(s) could not be tested (too few notes)"
+                   "Holm adjustment" + (f"; {len(untested)} pair(s) could not be tested (too few workers)"
                                         if untested else "") + ".")
     cul = rep.get("culture") or {}
     var = cul.get("variance") or {}
@@ -181,44 +202,63 @@ def report_findings(rep: dict[str, Any]) -> list[str]:
         out.append("The mixed model reported: " + "; ".join(var["warnings"]) + " (treat the split with care).")
     if var.get("method"):
         s = var["share_of_variance"]
-        out.append(f"Of the variation in notes' change share, {s['team']:.0%} lies between teams, "
-                   f"{s['worker_within_team']:.0%} between workers within a team, and {s['within_worker']:.0%} "
-                   f"between notes of the same worker (mixed model, {var['notes']} notes).")
+        ci = var.get("icc_team_ci") or [None, None]
+        out.append(f"Of the variation in how change-focused segments are, {s['team']:.0%} lies between teams "
+                   f"(95% interval {_pct(ci[0])}–{_pct(ci[1])}), {s['worker_within_team']:.0%} between workers within "
+                   f"a team, and {s['within_worker']:.0%} within workers (binomial mixed model on the latent scale, "
+                   f"{var['notes']} notes; fitted on {var['fitted_on']}).")
     flagged = [w for w in cul.get("outlier_workers", []) if w.get("outlier") or w.get("pair_differs")]
+    rule = cul.get("outlier_rule") or {}
+    if rule.get("tested"):
+        out.append(f"Workers against their team: {rule['flagged']} of {rule['tested']} workers tested differ from "
+                   f"their colleagues (rule: {rule['rule']}).")
+        if rule["flagged"] > 0.25 * rule["tested"]:
+            out.append("So many workers differ from their colleagues that differences between workers are "
+                       "ordinary here: a flag marks a worker whose notes differ, not a rare worker (typical spread "
+                       f"between workers of a team: {rule.get('between_worker_sd') or 0:.2f}).")
     for w in flagged[:8]:
         if w.get("outlier"):
             out.append(f"The recording of worker {w['worker']} ({w['team']}) is "
-                       f"{'more' if w['difference'] > 0 else 'less'} change-focused than each colleague's: "
+                       f"{'more' if w['difference'] > 0 else 'less'} change-focused than their colleagues': "
                        f"{w['balance']:.2f} against {w['rest_of_team_balance']:.2f} for the rest of the team "
-                       f"(largest Holm p = {w['p_holm']:.3g}).")
+                       f"(difference {_ci(w['ci'])} at the {w['ci_level']:.1%} false-coverage level; "
+                       f"q = {w['q_bh']:.3g}).")
         else:
             out.append(f"The two workers of {w['team']} record differently ({w['worker']} {w['balance']:.2f}, "
-                       f"{w['other_worker']} {w['rest_of_team_balance']:.2f}; Holm p = {w['p_holm']:.3g}); "
+                       f"{w['other_worker']} {w['rest_of_team_balance']:.2f}; q = {w['q_bh']:.3g}); "
                        "with two workers the data cannot say which of them is unusual.")
     if len(flagged) > 8:
         out.append(f"{len(flagged) - 8} more worker difference(s) in the JSON output (culture.outlier_workers).")
     mir = cul.get("mirroring") or {}
     if "pearson_r" in mir:
-        ci = mir.get("pearson_r_ci")
-        clear = mir["pearson_r"] > 0 and ci is not None and ci[0] > 0
-        lead = ("Supervision mirrors visits" if clear and mir["pearson_r"] >= 0.5 else
+        r, ci = mir.get("r_corrected"), mir.get("r_corrected_ci") or [None, None]
+        clear = r is not None and ci[0] is not None and ci[0] > 0
+        lead = ("Supervision mirrors visits" if clear and r >= 0.5 else
                 "Supervision and visits move together weakly" if clear else
                 "There is no clear sign that supervision mirrors visits")
-        out.append(f"{lead}: across {len(mir['teams'])} teams the balance of supervision records and of visit "
-                   f"notes correlate at r = {mir['pearson_r']:.2f}" + (f" (95% CI {_ci(ci)})" if ci else "")
-                   + f"; mean gap {mir['mean_absolute_gap']:.2f}.")
+        npt = mir.get("notes_per_type") or {}
+        rests = (f" It rests on a median of {npt['supervision']['median']:.0f} supervision and "
+                 f"{npt['visit']['median']:.0f} visit notes per team (fewest {npt['supervision']['min']} and "
+                 f"{npt['visit']['min']}).") if npt else ""
+        out.append(f"{lead}: across {len(mir['teams'])} teams, the correlation of teams' true supervision and visit "
+                   f"balances is estimated at " + ("n/a (the team estimates are too noisy)" if r is None else
+                                                   f"{r:.2f} (95% CI {_ci(ci)})")
+                   + f", after correcting for the noise in each team's estimates (the raw correlation of the "
+                   f"estimates is {mir['pearson_r']:.2f}); mean gap {mir['mean_absolute_gap']:.2f}." + rests)
     ms = (cul.get("trend") or {}).get("milestone")
     if ms and ms["change"] is not None:
         out.append(f"Since {ms['date']} the balance moved from {ms['before']['balance']:.2f} to "
                    f"{ms['after']['balance']:.2f}: a change of {ms['change']:+.2f} (95% CI {_ci(ms['change_ci'])}).")
         within = ms.get("within") or {}
-        if within.get("change") is not None:
-            lo, hi = within["change_ci"]
-            clear = lo is not None and (lo > 0 or hi < 0)
-            tail = (f"a change not explained by a shift in which {within['by']}s wrote the notes" if clear else
-                    f"so the raw change may come largely from a shift in which {within['by']}s wrote the notes")
-            out.append(f"Within the same {within['by']}s ({within['groups']} with notes on both sides), the "
-                       f"balance changed by {within['change']:+.2f} (95% CI {_ci(within['change_ci'])}): {tail}.")
+        if within.get("change") is not None and within.get("change_ci", [None])[0] is not None:
+            out.append(f"Within the same workers ({within['workers_both_sides']} wrote notes on both sides; "
+                       f"{within['workers_before_only']} only before, {within['workers_after_only']} only after), "
+                       f"the balance changed by {within['change']:+.2f} (95% CI {_ci(within['change_ci'])}): "
+                       f"{within['verdict']}" + (". Workers who joined or left cannot produce this figure."
+                                                 if within["verdict"] != "no clear change" else
+                                                 "; an interval spanning zero does not show that nothing changed."))
+        elif within:
+            out.append(f"No within-worker comparison across the milestone: {within.get('verdict', 'too few workers')}.")
     for k, v in (rep.get("data_quality") or {}).items():
         out.append(f"Data: {v} {k}.")
     return out
@@ -231,12 +271,15 @@ def report_csv(rep: dict[str, Any]) -> str:
     w = csv.writer(buf)
     by = rep["by"]
     w.writerow([*by, "notes", "procedural", "change_focused", "neutral", "balance", "balance_ci_low",
-                "balance_ci_high", "change_focused_notes"])
+                "balance_ci_high", "change_focused_notes", "workers", "balance_ci_describes",
+                "balance_ci_notes_low", "balance_ci_notes_high", "notice"])
     rows = rep["groups"] + ([{"key": {k: "overall" for k in by}, **rep["overall"]}] if rep["overall"] else [])
     for g in rows:
         lo, hi = g["balance_ci"]
+        nlo, nhi = g.get("balance_ci_notes") or [None, None]
         w.writerow([*(g["key"].get(k, "") for k in by), g["notes"], g["procedural"], g["change_focused"],
-                    g["neutral"], g["balance"], lo, hi, g["change_focused_notes"]])
+                    g["neutral"], g["balance"], lo, hi, g["change_focused_notes"], g.get("workers"),
+                    g.get("balance_ci_describes"), nlo, nhi, g.get("notice", "")])
     return buf.getvalue()
 
 
@@ -346,12 +389,15 @@ def report_html(rep: dict[str, Any], card: dict[str, Any] | None = None) -> str:
         head += f" By {by}, the balance ran from {groups[0]['balance']:.2f} ({escape(_key(groups[0]['key']))}) " \
                 f"to {groups[-1]['balance']:.2f} ({escape(_key(groups[-1]['key']))})."
     rows = "".join(
-        f"<tr><td>{escape(_key(g['key']))}</td><td class=n>{g['notes']}</td><td class=n>{g['procedural']}</td>"
+        f"<tr><td>{escape(_key(g['key']))}</td><td class=n>{g['notes']}</td>"
+        f"<td class=n>{'' if g.get('workers') is None else g['workers']}</td><td class=n>{g['procedural']}</td>"
         f"<td class=n>{g['change_focused']}</td><td class=n>{g['neutral']}</td><td class=n>{_f(g['balance'], 2)}</td>"
         f"<td class=n>{_ci(g['balance_ci'])}</td><td class=n>{_pct(g['change_focused_notes'])}</td></tr>"
         for g in rep["groups"])
     if ov:
-        rows += (f"<tr><th>overall</th><th class=n>{ov['notes']}</th><th class=n>{ov['procedural']}</th>"
+        rows += (f"<tr><th>overall</th><th class=n>{ov['notes']}</th>"
+                 f"<th class=n>{'' if ov.get('workers') is None else ov['workers']}</th>"
+                 f"<th class=n>{ov['procedural']}</th>"
                  f"<th class=n>{ov['change_focused']}</th><th class=n>{ov['neutral']}</th>"
                  f"<th class=n>{_f(ov['balance'], 2)}</th><th class=n>{_ci(ov['balance_ci'])}</th>"
                  f"<th class=n>{_pct(ov['change_focused_notes'])}</th></tr>")
@@ -365,7 +411,10 @@ def report_html(rep: dict[str, Any], card: dict[str, Any] | None = None) -> str:
         f"<p class=muted>Input: {rep['input']['records']} records; {rep['input']['labelled']} labelled, "
         f"{rep['input']['rejected']} rejected.</p>",
         "<h2>Balance by group</h2>", charts.get("balance", ""),
-        "<table><tr><th>group</th><th class=n>notes</th><th class=n>procedural</th><th class=n>change-focused</th>"
+        f"<p>{escape(_interval_words(rep))} A group's interval is about the group as a whole, what its workers "
+        "in general would be expected to record, not only about the notes in this file.</p>"
+        "<table><tr><th>group</th><th class=n>notes</th><th class=n>workers</th><th class=n>procedural</th>"
+        "<th class=n>change-focused</th>"
         "<th class=n>neutral</th><th class=n>balance</th><th class=n>95% CI</th><th class=n>change-focused notes"
         f"</th></tr>{rows}</table>",
         f"<h2>What the figures say</h2><ul>{findings}</ul>",
@@ -415,10 +464,13 @@ def _methods_html(rep: dict[str, Any], card: dict[str, Any]) -> str:
         "otherwise (who was present, headings, plain observation). A group's <b>balance</b> is its change-"
         "focused sentences as a share of its procedural plus change-focused sentences.</p>"
         f"<p>{escape(acc)}</p>"
-        f"<p>Intervals are {escape(m['interval'])} ({m['bootstrap_resamples']} resamples, seed {m['seed']}), "
-        "because sentences in one note are not independent. Group differences are tested by permuting notes "
-        "between groups; pairwise differences use Holm-adjusted p-values. The split of variation between "
-        "teams, workers and notes comes from a linear mixed model. Groups with fewer than "
+        f"<p>Intervals: {escape(m['interval'])}. Sentences in one note, and notes by one worker, are not "
+        "independent, so a team's figure is only as sure as its number of workers allows. Whether teams differ is "
+        "tested by moving whole workers between teams (permutation test, seed "
+        f"{m['seed']}); pairwise differences use the same worker-based intervals with Holm-adjusted p-values. The "
+        "split of variation between teams, workers and notes comes from a binomial mixed model (statsmodels) on "
+        "the latent scale, so it does not depend on how long notes are. Workers are compared with the rest of "
+        "their team with false-discovery control across the organisation. Groups with fewer than "
         f"{rep['min_notes']} notes are not shown on their own.</p>"
         "<p>Caveats: the model reads recording, not practice; a procedural note may sit beside good direct work "
         "recorded elsewhere. It was trained on a synthetic sample corpus, so figures on real notes carry more "
