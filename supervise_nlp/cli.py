@@ -543,6 +543,112 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
         _finish(tally, rejects, kw)
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-n", "size", type=click.IntRange(1), default=300, show_default=True, help="Segments to sample.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The sheet to write: .xlsx (Excel, with drop-downs), .csv, or .html (an offline labelling page).")
+@click.option("--coders", type=click.IntRange(1, 10), default=2, show_default=True,
+              help="Coder columns in the sheet (the .html page is one coder per copy).")
+@click.option("--model", "model_path", type=click.Path(), help="Model for raw notes (default: the shipped model).")
+@click.option("--seed", type=int, default=20260301, show_default=True, help="Same seed, same inputs: same sample.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists (never an input).")
+@engine_options
+@input_options
+def sample(inputs: tuple[str, ...], size: int, output: str, coders: int, model_path: str | None, seed: int,
+           force: bool, **kw: Any) -> None:
+    """Draw segments from INPUTS (raw notes, or classify --keep-text output) for your staff to label.
+
+    Stratified by team and by the model's label, with uncertain segments over-represented and each
+    row's inclusion probability kept; the model's label is never shown. Label the sheet, then run
+    `supervise-nlp validate` on it.
+    """
+    with friendly_errors():
+        from .read import read_records
+        from .sample import draw, population_from, sample_rows, write_sample
+
+        out = Path(output)
+        if out.suffix.lower() not in (".xlsx", ".csv", ".html", ".htm"):
+            raise click.UsageError("-o must end in .xlsx, .csv or .html")
+        _refuse_overwriting_inputs(inputs, [output])
+        if out.exists() and not force:
+            raise click.ClickException(f"{output}: already exists; choose another name, or --force to replace it")
+        opts = _read_options(kw)
+        items = read_records(inputs, opts, notice=None if kw["quiet"] else _err)
+        tally = Tally()
+        rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(
+            str(out.with_suffix(".jsonl"))), kw["rejects_keep_raw"])
+
+        def counted():
+            for item, result in _report_stream(items, model_path, kw, keep_text=True):
+                tally.add(item.source, result is not None, result.get("id") if result else None)
+                if result is None:
+                    rejects.write(item)
+                yield item, result
+
+        try:
+            pop, missing = population_from(counted())
+        finally:
+            rejects.close()
+        if missing:
+            raise click.ClickException(f"{missing} classified record(s) carry no note text: the sheet needs it. "
+                                       "Give the raw notes, or classify output made with --keep-text")
+        if not len(pop):
+            raise click.ClickException("no segments to sample")
+        picked, pi, strata, design = draw(pop, size, seed)
+        rows = sample_rows(pop, picked, pi, strata, coders)
+        write_sample(rows, out, coders, design)
+        if not kw["quiet"]:
+            _err(f"{len(rows)} of {len(pop)} segments ({len(pop.texts)} notes, {design['strata']} strata) "
+                 f"written to {output}; label them, then: supervise-nlp validate {output}")
+        _finish(tally, rejects, kw)
+
+
+def _model_identity(model_path: str | None) -> tuple[str, str | None]:
+    """A model's name for people and the checksum of its weights (to match validation to report)."""
+    from .modelio import MODEL_FILE, default_model_dir, read_manifest
+
+    directory = Path(model_path) if model_path else default_model_dir()
+    manifest = read_manifest(directory)
+    return (model_path or "the default model"), manifest.get("files", {}).get(MODEL_FILE)
+
+
+@main.command()
+@click.argument("labelled", nargs=-1, required=True)
+@click.option("--model", "model_path", type=click.Path(), help="Model to check (default: the shipped model).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
+@click.option("-o", "--output", default="-", show_default=True,
+              help="Where to write; the JSON is what `report --validation` reads.")
+@click.option("--include-text", is_flag=True, help="Show the text of disagreed segments (otherwise ids and offsets).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=1000, show_default=True,
+              help="Bootstrap resamples (over notes) for intervals.")
+@click.option("--seed", type=int, default=20260301, show_default=True)
+def validate(labelled: tuple[str, ...], model_path: str | None, fmt: str, output: str, include_text: bool,
+             n_boot: int, seed: int) -> None:
+    """How well the model labels your notes: coders' agreement, the model's scores, and a verdict.
+
+    LABELLED: filled sample sheets (.xlsx/.csv, or the labelling page's downloads; one sample's files
+    are merged) or labelled notes in the corpus format (JSON Lines), where a segment may carry
+    "labels": {"coder": "label", ...} beside an agreed "label".
+    """
+    with friendly_errors():
+        from .validate import read_labelled, validation_html, validation_text
+        from .validate import validate as run
+
+        _refuse_overwriting_inputs(labelled, [output])
+        items, units = read_labelled(labelled)
+        name, sha = _model_identity(model_path)
+        result = run(items, units, _load_labeller(model_path), name, sha, n_boot=n_boot, seed=seed,
+                     include_text=include_text)
+        if fmt == "json":
+            text = json.dumps(result, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+        elif fmt == "html":
+            text = validation_html(result)
+        else:
+            text = validation_text(result)
+        _write_text(text, output)
+
+
 def _jsonable(x: Any) -> Any:
     import numpy as np
 
