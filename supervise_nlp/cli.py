@@ -486,12 +486,15 @@ def _report_stream(items, model_path: str | None, kw: dict[str, Any], keep_text:
 @click.option("--permutations", "n_perm", type=click.IntRange(99), default=2000, show_default=True,
               help="Permutations for the tests of difference.")
 @click.option("--seed", type=int, default=20260301, show_default=True)
+@click.option("--validation", "validation_path", type=click.Path(exists=True, dir_okay=False),
+              help="Correct balances for the errors measured on your own labelled notes: the JSON written by "
+                   "`validate --format json`, or the filled sample sheet itself.")
 @engine_options
 @input_options
 def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
            model_path: str | None, min_notes: int, pseudonymise: bool, pseudonymise_teams: bool,
            key_file: str | None, include_examples: int, milestone, dayfirst: bool, no_culture: bool,
-           n_boot: int, n_perm: int, seed: int, **kw: Any) -> None:
+           n_boot: int, n_perm: int, seed: int, validation_path: str | None, **kw: Any) -> None:
     """Balance per team (or any --by) from raw notes or from classify output."""
     with friendly_errors():
         from .aggregate import build_report, build_table
@@ -531,6 +534,10 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
                            min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
                            milestone=milestone.date() if milestone else None,
                            include_examples=include_examples, culture=not no_culture)
+        from .quantify import apply_additions, validation_additions
+
+        validation = _load_validation(validation_path, model_path) if validation_path else None
+        apply_additions(rep, validation_additions(rep, validation, table=table, n_boot=n_boot, seed=seed))
         if fmt == "json":
             text = json.dumps(rep, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
         elif fmt == "csv":
@@ -647,6 +654,27 @@ def validate(labelled: tuple[str, ...], model_path: str | None, fmt: str, output
         else:
             text = validation_text(result)
         _write_text(text, output)
+
+
+def _load_validation(path: str, model_path: str | None) -> dict[str, Any]:
+    """A validation for the report's model: validate's JSON, or a labelled sheet validated here."""
+    name, sha = _model_identity(model_path)
+    if Path(path).suffix.lower() == ".json":
+        try:
+            v = json.loads(Path(path).read_text("utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise click.ClickException(f"{path}: not readable JSON ({e})") from None
+        if not isinstance(v, dict) or v.get("kind") != "supervise-nlp validation" or "for_report" not in v:
+            raise click.ClickException(f"{path}: not the output of `supervise-nlp validate --format json`")
+        if v.get("model_sha256") and sha and v["model_sha256"] != sha:
+            raise click.ClickException(
+                f"{path} measured another model ({v.get('model_name')}) than this report uses ({name}); the "
+                "correction only holds for the model validated: give the report that model with --model")
+        return v
+    from .validate import read_labelled, validate
+
+    items, units = read_labelled([path])
+    return validate(items, units, _load_labeller(model_path), name, sha)
 
 
 def _jsonable(x: Any) -> Any:

@@ -656,7 +656,7 @@ def _ci_s(ci: Any) -> str:
 def validation_text(v: dict[str, Any]) -> str:
     ag, m = v["agreement"], v["model"]
     lines = [f"Validation of {v['model_name']} on {v['labelled_segments']} labelled segments in {v['notes']} notes, "
-             (f"{v['coders']} coder(s)." if v["coders"] else "one agreed label per segment."), ""]
+             + (f"{v['coders']} coder(s)." if v["coders"] else "one agreed label per segment."), ""]
     lines.append("Agreement between coders")
     if ag.get("kappa") is None:
         lines.append(f"  {ag.get('note', 'not measured')}")
