@@ -359,13 +359,15 @@ def _adapt(base: str, add_paths: tuple[str, ...], add_weight: float | None, chec
     from .classify import NoteLabeller
     from .evaluate import evaluate_records
     from .read import read_corpus
-    from .train import describe_training, read_weighted
+    from .train import WEIGHT_KEY, describe_training, read_weighted
+    from .validate import load_labelled
 
     model, section = adapt(base, add_paths, weight=add_weight, progress=progress)
     files, base_weights, _ = base_corpus(base)
     added = [str(Path(p).resolve()) for p in add_paths]
     weights = base_weights + [(p, section["chosen_weight"]) for p in added]
-    records = read_weighted(files + added, weights)
+    records = read_weighted(files, base_weights) + [
+        {**r, WEIGHT_KEY: section["chosen_weight"]} for r in load_labelled(added)]
     card = describe_training(records, files + added, weights, model,
                              description or f"the {base} model's corpus plus {len(add_paths)} file(s) of added notes")
     # base files are named as the base card names them, so a further adaptation can find them again

@@ -228,7 +228,7 @@ def read_corpus_labels(paths: Sequence[str]) -> tuple[list[Item], list[Unit]]:
         for rec in _jsonl_records(path):
             where = rec.pop("_where")
             text = corpus_text(rec)
-            spans = gold_spans(rec)
+            spans = gold_spans({"segments": [{"text": x["text"], "label": ""} for x in rec["segments"]]})
             nid = str(rec.get("id") or where)
             unit = Unit(text, [], [])
             for k, (seg, (s, e, _)) in enumerate(zip(rec["segments"], spans)):
@@ -634,11 +634,14 @@ def statement(v: dict[str, Any]) -> str:
     ag = v["agreement"]
     who = {0: "your staff (agreed labels, one per segment)", 1: "one of your staff"}.get(
         v["coders"], f"{v['coders']} of your staff")
-    parts = [f"checked against {v['model']['segments']:g} segments labelled by {who}"]
+    parts = [f"checked against {v['labelled_segments']} segments labelled by {who}"]
     if ag.get("kappa") is not None:
         parts.append(f"agreement between them kappa {ag['kappa']:.2f}")
     m = v["model"]["population"]
-    parts.append(f"the model's kappa {m['kappa']:.2f} and macro-F1 {m['macro_f1']:.2f} against them")
+    scored = v["model"]["segments"]
+    parts.append(f"the model's kappa {m['kappa']:.2f} and macro-F1 {m['macro_f1']:.2f} against them"
+                 + (f" (on the {scored:g} segments with an agreed or majority label)"
+                    if scored != v["labelled_segments"] else ""))
     return ": ".join(parts[:1]) + ("; " + "; ".join(parts[1:]) if len(parts) > 1 else "")
 
 
