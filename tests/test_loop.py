@@ -344,12 +344,34 @@ def test_load_labelled_takes_agreed_labels_consensus_and_sheets(sheet_csv, tmp_p
     assert 20 <= len(recs) <= 40 and all(len(r["segments"]) == 1 and r["worker"] for r in recs)
 
 
-def test_train_base_add_a_filled_sheet(sheet_csv, mini_model_dir, tmp_path):
+@pytest.fixture(scope="module")
+def small_base(tmp_path_factory, data) -> Path:
+    """A base model of the default design, trained on the six-note corpus with a small feature space
+    (so the dozen fits of adaptation's cross-validation take seconds, not minutes)."""
+    from supervise_nlp.classify import build_pipeline
+    from supervise_nlp.modelio import save_model
+    from supervise_nlp.read import read_corpus
+    from supervise_nlp.render import card_markdown
+    from supervise_nlp.train import describe_training, fit
+
+    files = [str(data / "mini_corpus.jsonl")]
+    records = read_corpus(files)
+    model = fit(records, build_pipeline(n_features=2**12, char_ngrams=None))
+    card = describe_training(records, files, [], model, "six test notes")
+    out = tmp_path_factory.mktemp("base") / "small"
+    save_model(model, out, card, card_markdown(card))
+    return out
+
+
+def test_train_base_add_a_filled_sheet(sheet_csv, small_base, tmp_path):
     from supervise_nlp.modelio import load_card, load_model
 
     filled = _write(_fill(_rows(sheet_csv)), tmp_path / "filled.csv")
     out = tmp_path / "ours"
-    run("train", "--base", mini_model_dir, "--add", filled, "-o", out, "-q")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # on a busy machine BLAS threads spin against each other in the tiny fits
+        run("train", "--base", small_base, "--add", filled, "-o", out, "-q")
     card = load_card(out)
     ad = card["adaptation"]
     assert ad["added_segments"] >= 20 and ad["grouped_by"] == "worker" and "chosen_weight" in ad
