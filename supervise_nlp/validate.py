@@ -261,6 +261,14 @@ def read_labelled(paths: Sequence[str]) -> tuple[list[Item], list[Unit]]:
     for u in b_units:
         u.items = [i + shift for i in u.items]
     items, units = a_items + b_items, a_units + b_units
+    # rows nobody labelled (yet) are not part of the validation
+    keep = [bool(it.coders or it.adjudicated) for it in items]
+    new_index = np.cumsum(keep) - 1
+    items = [it for it, k in zip(items, keep) if k]
+    for u in units:
+        pairs = [(sp, int(new_index[i])) for sp, i in zip(u.spans, u.items) if keep[i]]
+        u.spans, u.items = [sp for sp, _ in pairs], [i for _, i in pairs]
+    units = [u for u in units if u.items]
     for it in items:
         it.reference = reference_label(it)
     if not items:
