@@ -212,8 +212,10 @@ def main() -> None:
     classify   label every segment of every note (JSON Lines out)
     report     balance per team / worker / type / month, with intervals and culture analysis
     explain    one note, each sentence marked, and why
-    train      train a model on a labelled corpus and write its card
+    train      train a model on a labelled corpus and write its card (or adapt one: --base/--add)
     evaluate   score models against labelled notes
+    sample     draw segments of your notes for your staff to label (xlsx, csv, or an offline page)
+    validate   how well the model labels your notes, from the labelled sample
     """
 
 
