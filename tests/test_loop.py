@@ -106,6 +106,16 @@ def test_sample_sheet_never_shows_the_models_label(sheet_csv, mini_model_dir, tm
     assert other.read_bytes() != sheet_csv.read_bytes()
 
 
+def test_sample_reads_classify_output_only_with_its_text(mini_model_dir, tmp_path):
+    with_text, without = tmp_path / "kept.jsonl", tmp_path / "plain.jsonl"
+    run("classify", CHECK, "--model", mini_model_dir, "-q", "-j", 1, "--keep-text", "-o", with_text)
+    run("classify", CHECK, "--model", mini_model_dir, "-q", "-j", 1, "-o", without)
+    run("sample", with_text, "-n", 10, "-o", tmp_path / "s.csv", "-q")
+    assert len(_rows(tmp_path / "s.csv")) == 10
+    r = CliRunner().invoke(main, ["sample", str(without), "-o", str(tmp_path / "t.csv"), "-q"])
+    assert r.exit_code != 0 and "--keep-text" in r.output and not (tmp_path / "t.csv").exists()
+
+
 def test_sample_refuses_to_overwrite(sheet_csv, mini_model_dir, tmp_path):
     r = CliRunner().invoke(main, ["sample", str(CHECK), "-o", str(sheet_csv), "--model", str(mini_model_dir)])
     assert r.exit_code != 0 and "already exists" in r.output
@@ -267,7 +277,7 @@ def test_corrected_interval_covers_the_truth_and_the_raw_one_does_not():
     R = np.array([[0.75, 0.05, 0.20],  # rows: true label; columns: model's label
                   [0.10, 0.65, 0.25],
                   [0.15, 0.10, 0.75]])
-    groups = {"A": np.array([0.30, 0.50, 0.20]), "B": np.array([0.55, 0.15, 0.30])}
+    groups = {"A": np.array([0.30, 0.50, 0.20]), "B": np.array([0.25, 0.25, 0.50])}
     truth = {g: p[1] / (p[0] + p[1]) for g, p in groups.items()}
     rng = np.random.default_rng(11)
 
@@ -296,8 +306,9 @@ def test_corrected_interval_covers_the_truth_and_the_raw_one_does_not():
             raw_lo, raw_hi = percentile_ci(bootstrap_balances(nc[:, 1], nc[:, 0], n_boot, rng))
             covered["raw"] += raw_lo <= truth[g] <= raw_hi
             total += 1
+    # (with 200 replicates: corrected 96% and 95%, raw 0% and 11%)
     assert covered["corrected"] / total >= 0.90, covered
-    assert covered["raw"] / total <= 0.25, covered
+    assert covered["raw"] / total <= 0.2, covered
 
 
 def test_report_says_whether_and_how_it_was_validated(sheet_csv, mini_model_dir, tmp_path):
