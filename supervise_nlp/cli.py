@@ -519,13 +519,15 @@ def _adapt(base: str, add_paths: tuple[str, ...], add_weight: float | None, chec
     from .classify import NoteLabeller
     from .evaluate import evaluate_records
     from .read import read_corpus
-    from .train import describe_training, read_weighted
+    from .train import WEIGHT_KEY, describe_training, read_weighted
+    from .validate import load_labelled
 
     model, section = adapt(base, add_paths, weight=add_weight, progress=progress)
     files, base_weights, _ = base_corpus(base)
     added = [str(Path(p).resolve()) for p in add_paths]
     weights = base_weights + [(p, section["chosen_weight"]) for p in added]
-    records = read_weighted(files + added, weights)
+    records = read_weighted(files, base_weights) + [
+        {**r, WEIGHT_KEY: section["chosen_weight"]} for r in load_labelled(added)]
     card = describe_training(records, files + added, weights, model,
                              description or f"the {base} model's corpus plus {len(add_paths)} file(s) of added notes")
     # base files are named as the base card names them, so a further adaptation can find them again
@@ -780,12 +782,15 @@ class FieldMatcher:
               help="Permutations for the tests of difference.")
 @click.option("--seed", type=int, default=20260301, show_default=True,
               help="Random seed for the bootstrap and permutations (same seed, same figures).")
+@click.option("--validation", "validation_path", type=click.Path(exists=True, dir_okay=False),
+              help="Correct balances for the errors measured on your own labelled notes: the JSON written by "
+                   "`validate --format json`, or the filled sample sheet itself.")
 @engine_options
 @input_options
 def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
            model_path: str | None, min_notes: int, pseudonymise: bool, pseudonymise_teams: bool,
            key_file: str | None, include_examples: int, milestone, dayfirst: bool, no_culture: bool,
-           n_boot: int, n_perm: int, seed: int, **kw: Any) -> None:
+           n_boot: int, n_perm: int, seed: int, validation_path: str | None, **kw: Any) -> None:
     """Balance per team (or any --by) from raw notes or from classify output."""
     with friendly_errors():
         from .aggregate import build_report, build_table
@@ -863,6 +868,10 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
                            min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
                            milestone=milestone,
                            include_examples=include_examples, culture=not no_culture)
+        from .quantify import apply_additions, validation_additions
+
+        validation = _load_validation(validation_path, model_path) if validation_path else None
+        apply_additions(rep, validation_additions(rep, validation, table=table, n_boot=n_boot, seed=seed))
         if fmt == "json":
             text = json.dumps(rep, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
         elif fmt == "csv":
@@ -883,6 +892,133 @@ def _derived() -> tuple[str, ...]:
     from .aggregate import DERIVED
 
     return DERIVED
+
+
+@main.command(short_help="Draw segments of your notes for your staff to label (xlsx, csv or a page).")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-n", "size", type=click.IntRange(1), default=300, show_default=True, help="Segments to sample.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The sheet to write: .xlsx (Excel, with drop-downs), .csv, or .html (an offline labelling page).")
+@click.option("--coders", type=click.IntRange(1, 10), default=2, show_default=True,
+              help="Coder columns in the sheet (the .html page is one coder per copy).")
+@click.option("--model", "model_path", type=click.Path(), help="Model for raw notes (default: the shipped model).")
+@click.option("--seed", type=int, default=20260301, show_default=True, help="Same seed, same inputs: same sample.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists (never an input).")
+@engine_options
+@input_options
+def sample(inputs: tuple[str, ...], size: int, output: str, coders: int, model_path: str | None, seed: int,
+           force: bool, **kw: Any) -> None:
+    """Draw segments from INPUTS (raw notes, or classify --keep-text output) for your staff to label.
+
+    Stratified by team and by the model's label, with uncertain segments over-represented and each
+    row's inclusion probability kept; the model's label is never shown. Label the sheet, then run
+    `supervise-nlp validate` on it.
+    """
+    with friendly_errors():
+        from .read import read_records
+        from .sample import draw, population_from, sample_rows, write_sample
+
+        out = Path(output)
+        if out.suffix.lower() not in (".xlsx", ".csv", ".html", ".htm"):
+            raise click.UsageError("-o must end in .xlsx, .csv or .html")
+        _refuse_overwriting_inputs(inputs, [output])
+        if out.exists() and not force:
+            raise click.ClickException(f"{output}: already exists; choose another name, or --force to replace it")
+        opts = _read_options(kw)
+        items = read_records(inputs, opts, notice=None if kw["quiet"] else _err)
+        tally = Tally()
+        rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(
+            str(out.with_suffix(".jsonl"))), kw["rejects_keep_raw"])
+
+        def counted():
+            for item, result in _report_stream(items, model_path, kw, keep_text=True):
+                tally.add(item.source, result is not None, result.get("id") if result else None)
+                if result is None:
+                    rejects.write(item)
+                yield item, result
+
+        try:
+            pop, missing = population_from(counted())
+        finally:
+            rejects.close()
+        if missing:
+            raise click.ClickException(f"{missing} classified record(s) carry no note text: the sheet needs it. "
+                                       "Give the raw notes, or classify output made with --keep-text")
+        if not len(pop):
+            raise click.ClickException("no segments to sample")
+        picked, pi, strata, design = draw(pop, size, seed)
+        rows = sample_rows(pop, picked, pi, strata, coders)
+        write_sample(rows, out, coders, design)
+        if not kw["quiet"]:
+            _err(f"{len(rows)} of {len(pop)} segments ({len(pop.texts)} notes, {design['strata']} strata) "
+                 f"written to {output}; label them, then: supervise-nlp validate {output}")
+        _finish(tally, rejects, kw)
+
+
+def _model_identity(model_path: str | None) -> tuple[str, str | None]:
+    """A model's name for people and the checksum of its weights (to match validation to report)."""
+    from .modelio import MODEL_FILE, default_model_dir, read_manifest
+
+    directory = Path(model_path) if model_path else default_model_dir()
+    manifest = read_manifest(directory)
+    return (model_path or "the default model"), manifest.get("files", {}).get(MODEL_FILE)
+
+
+@main.command(short_help="How well the model labels your notes, from a labelled sample.")
+@click.argument("labelled", nargs=-1, required=True)
+@click.option("--model", "model_path", type=click.Path(), help="Model to check (default: the shipped model).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
+@click.option("-o", "--output", default="-", show_default=True,
+              help="Where to write; the JSON is what `report --validation` reads.")
+@click.option("--include-text", is_flag=True, help="Show the text of disagreed segments (otherwise ids and offsets).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=1000, show_default=True,
+              help="Bootstrap resamples (over notes) for intervals.")
+@click.option("--seed", type=int, default=20260301, show_default=True)
+def validate(labelled: tuple[str, ...], model_path: str | None, fmt: str, output: str, include_text: bool,
+             n_boot: int, seed: int) -> None:
+    """How well the model labels your notes: coders' agreement, the model's scores, and a verdict.
+
+    LABELLED: filled sample sheets (.xlsx/.csv, or the labelling page's downloads; one sample's files
+    are merged) or labelled notes in the corpus format (JSON Lines), where a segment may carry
+    "labels": {"coder": "label", ...} beside an agreed "label".
+    """
+    with friendly_errors():
+        from .validate import read_labelled, validation_html, validation_text
+        from .validate import validate as run
+
+        _refuse_overwriting_inputs(labelled, [output])
+        items, units = read_labelled(labelled)
+        name, sha = _model_identity(model_path)
+        result = run(items, units, _load_labeller(model_path), name, sha, n_boot=n_boot, seed=seed,
+                     include_text=include_text)
+        if fmt == "json":
+            text = json.dumps(result, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+        elif fmt == "html":
+            text = validation_html(result)
+        else:
+            text = validation_text(result)
+        _write_text(text, output)
+
+
+def _load_validation(path: str, model_path: str | None) -> dict[str, Any]:
+    """A validation for the report's model: validate's JSON, or a labelled sheet validated here."""
+    name, sha = _model_identity(model_path)
+    if Path(path).suffix.lower() == ".json":
+        try:
+            v = json.loads(Path(path).read_text("utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise click.ClickException(f"{path}: not readable JSON ({e})") from None
+        if not isinstance(v, dict) or v.get("kind") != "supervise-nlp validation" or "for_report" not in v:
+            raise click.ClickException(f"{path}: not the output of `supervise-nlp validate --format json`")
+        if v.get("model_sha256") and sha and v["model_sha256"] != sha:
+            raise click.ClickException(
+                f"{path} measured another model ({v.get('model_name')}) than this report uses ({name}); the "
+                "correction only holds for the model validated: give the report that model with --model")
+        return v
+    from .validate import read_labelled, validate
+
+    items, units = read_labelled([path])
+    return validate(items, units, _load_labeller(model_path), name, sha)
 
 
 def _jsonable(x: Any) -> Any:

@@ -149,6 +149,7 @@ def report_table(rep: dict[str, Any]) -> str:
                   _f(g["balance"], 2), _ci(g["balance_ci"]), _pct(g["change_focused_notes"]),
                   end_section=i == len(rows) - 2)
     con.print(t)
+    _corrected_table(rep, con)
     for line in report_findings(rep):
         con.print("• " + line)
     return buf.getvalue()
@@ -164,7 +165,7 @@ def _interval_words(rep: dict[str, Any]) -> str:
 
 def report_findings(rep: dict[str, Any]) -> list[str]:
     """The report's findings in plain words (the same sentences appear in every format)."""
-    out = []
+    out = validation_findings(rep)
     few = [g for g in rep["groups"] if g.get("notice")]
     if few:
         too_few = [_key(g["key"]) for g in few if g["notice"].startswith("too few")]
@@ -272,15 +273,80 @@ def report_csv(rep: dict[str, Any]) -> str:
     by = rep["by"]
     w.writerow([*by, "notes", "procedural", "change_focused", "neutral", "balance", "balance_ci_low",
                 "balance_ci_high", "change_focused_notes", "workers", "balance_ci_describes",
-                "balance_ci_notes_low", "balance_ci_notes_high", "notice"])
+                "balance_ci_notes_low", "balance_ci_notes_high", "notice", *CORRECTED_CSV_COLUMNS])
     rows = rep["groups"] + ([{"key": {k: "overall" for k in by}, **rep["overall"]}] if rep["overall"] else [])
     for g in rows:
         lo, hi = g["balance_ci"]
         nlo, nhi = g.get("balance_ci_notes") or [None, None]
         w.writerow([*(g["key"].get(k, "") for k in by), g["notes"], g["procedural"], g["change_focused"],
                     g["neutral"], g["balance"], lo, hi, g["change_focused_notes"], g.get("workers"),
-                    g.get("balance_ci_describes"), nlo, nhi, g.get("notice", "")])
+                    g.get("balance_ci_describes"), nlo, nhi, g.get("notice", ""), *_corrected_csv(rep, g)])
     return buf.getvalue()
+
+
+# --- validation on the organisation's own notes (report --validation) ------------------------------
+
+CORRECTED_CSV_COLUMNS = ("corrected_balance", "corrected_balance_ci_low", "corrected_balance_ci_high", "validation")
+
+
+def validation_findings(rep: dict[str, Any]) -> list[str]:
+    """How the figures were validated (or that they were not): the first finding in every format."""
+    v = rep.get("validation")
+    if not v:
+        return []
+    if not v.get("validated"):
+        return [v["statement"]]
+    out = [v["statement"], "Corrected balances undo the misclassification measured there, assuming "
+           + v["assumption"] + "; method: " + v["method"] + "."]
+    if v.get("verdict") in ("not_good_enough", "too_few"):
+        out.append("The validation found the model not good enough on these notes (or the sample too small): read "
+                   "even the corrected balances with great care.")
+    return out
+
+
+def _corrected_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [g for g in rep["groups"] if g.get("corrected")]
+    if rep.get("overall") and rep["overall"].get("corrected"):
+        rows.append({"key": {"": "overall"}, **rep["overall"]})
+    return rows
+
+
+def _corrected_table(rep: dict[str, Any], con) -> None:
+    from rich.table import Table
+
+    rows = _corrected_rows(rep)
+    if not rows:
+        return
+    t = Table(title="Corrected for the model's measured errors", show_lines=False)
+    t.add_column(" / ".join(rep["by"]), overflow="fold", max_width=36)
+    for col in ("raw balance", "corrected", "95% CI"):
+        t.add_column(col, justify="right")
+    for g in rows:
+        c = g["corrected"]
+        t.add_row(_key(g["key"]), _f(g["balance"], 2), _f(c["balance"], 2), _ci(c["balance_ci"]))
+    con.print(t)
+
+
+def _corrected_csv(rep: dict[str, Any], g: dict[str, Any]) -> list[Any]:
+    v = rep.get("validation") or {}
+    c = g.get("corrected") or {}
+    lo, hi = c.get("balance_ci") or (None, None)
+    return [c.get("balance"), lo, hi, v.get("statement", "")]
+
+
+def _validation_html(rep: dict[str, Any]) -> str:
+    from html import escape
+
+    rows = _corrected_rows(rep)
+    if not rows:
+        return ""
+    body = "".join(f"<tr><td>{escape(_key(g['key']))}</td><td class=n>{_f(g['balance'], 2)}</td>"
+                   f"<td class=n>{_f(g['corrected']['balance'], 2)}</td>"
+                   f"<td class=n>{_ci(g['corrected']['balance_ci'])}</td></tr>" for g in rows)
+    return ("<h2>Balances corrected for the model's errors on your notes</h2>"
+            f"<p>{escape(rep['validation']['statement'])}</p>"
+            "<table><tr><th>group</th><th class=n>raw balance</th><th class=n>corrected</th>"
+            f"<th class=n>95% CI</th></tr>{body}</table>")
 
 
 def _svg(fig) -> str:
@@ -418,6 +484,7 @@ def report_html(rep: dict[str, Any], card: dict[str, Any] | None = None) -> str:
         "<th class=n>neutral</th><th class=n>balance</th><th class=n>95% CI</th><th class=n>change-focused notes"
         f"</th></tr>{rows}</table>",
         f"<h2>What the figures say</h2><ul>{findings}</ul>",
+        _validation_html(rep),
     ]
     if "mirroring" in charts:
         parts += ["<h2>Does supervision mirror visits?</h2>",
