@@ -42,7 +42,7 @@ def labeller_for(model_path: str | None) -> NoteLabeller:
     """The labeller for a model, loaded once per process (the CLI, a pool or a Dask worker)."""
     from .modelio import load_model
 
-    return NoteLabeller(load_model(model_path))
+    return NoteLabeller(load_model(model_path, light=True))
 
 
 def _init(model_path: str | None) -> None:
