@@ -127,10 +127,14 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_model(directory: str | Path | None = None) -> Any:
-    """Load a fitted pipeline, refusing anything tampered with, foreign or unsafe."""
-    import skops.io as sio
+def load_model(directory: str | Path | None = None, light: bool = False) -> Any:
+    """Load a fitted pipeline, refusing anything tampered with, foreign or unsafe.
 
+    With ``light``, a model of the default design (featurizer, tf-idf, logistic regression) comes
+    back as ``classify.LightPipeline``: the same arithmetic, built from the same checked file
+    without importing skops or scikit-learn (a second or more of start-up). Any other design, or
+    a file this reader does not know, is loaded by skops as usual.
+    """
     path = Path(directory) if directory else default_model_dir()
     if path.is_file():
         path = path.parent
@@ -147,6 +151,12 @@ def load_model(directory: str | Path | None = None) -> Any:
         if _sha256(f) != digest:
             raise ModelError(f"{f}: checksum does not match the manifest; the model was changed after it was saved")
     model_file = path / MODEL_FILE
+    if light:
+        model = _load_light(model_file)
+        if model is not None:
+            return model
+    import skops.io as sio
+
     try:
         untrusted = sio.get_untrusted_types(file=model_file)
         named = schema_types(model_file)
@@ -165,10 +175,101 @@ def load_model(directory: str | Path | None = None) -> Any:
         raise ModelError(f"{model_file}: could not be loaded ({e})") from None
 
 
+class _NotLight(Exception):
+    """The file holds something the light reader does not build; skops loads it instead."""
+
+
+_LIGHT_DESIGN = ("supervise_nlp.features.SegmentFeaturizer", "sklearn.feature_extraction.text.TfidfTransformer",
+                 "sklearn.linear_model._logistic.LogisticRegression")
+
+
+def _load_light(model_file: Path) -> Any:
+    """The default design as plain arrays and our featurizer, or None to use skops.
+
+    Every type the file names must be on TRUSTED_TYPES (as for skops); only plain JSON values,
+    lists, tuples, dicts and NumPy arrays (``allow_pickle=False``) are decoded, and the only
+    object built is a ``SegmentFeatures`` given its saved state.
+    """
+    try:
+        with zipfile.ZipFile(model_file) as z:
+            schema = json.loads(z.read("schema.json"))
+            unknown = schema_types_of(schema) - set(TRUSTED_TYPES)
+            if unknown:
+                return None  # the skops path refuses it with its usual message
+            if f"{schema.get('__module__')}.{schema.get('__class__')}" != "sklearn.pipeline.Pipeline":
+                return None
+            state = _light_state(schema, z)
+            steps = state["steps"]
+            if [f"{m}.{c}" for _, (m, c, _s) in steps] != list(_LIGHT_DESIGN):
+                return None
+            return _light_pipeline(steps)
+    except (_NotLight, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _light_value(node: Any, z: zipfile.ZipFile) -> Any:
+    if not isinstance(node, dict):
+        raise _NotLight(node)
+    kind = node.get("__loader__")
+    if kind == "JsonNode":
+        return json.loads(node["content"])
+    if kind == "ListNode":
+        return [_light_value(x, z) for x in node["content"]]
+    if kind == "TupleNode":
+        return tuple(_light_value(x, z) for x in node["content"])
+    if kind == "DictNode":
+        if any(t.get("__class__") != "str" or t.get("__module__") != "builtins"
+               for t in node["key_types"]["content"]):
+            raise _NotLight("non-string keys")
+        return {k: _light_value(v, z) for k, v in node["content"].items()}
+    if kind == "NdArrayNode" and node.get("type") == "numpy":
+        import io
+
+        import numpy as np
+
+        return np.load(io.BytesIO(z.read(node["file"])), allow_pickle=False)
+    if kind == "ObjectNode":
+        return node["__module__"], node["__class__"], _light_state(node, z)
+    raise _NotLight(kind)
+
+
+def _light_state(node: dict[str, Any], z: zipfile.ZipFile) -> dict[str, Any]:
+    state = node["content"]
+    if state.get("__loader__") != "DictNode":
+        raise _NotLight("object state is not a dict")
+    return _light_value(state, z)
+
+
+def _light_pipeline(steps: list) -> Any:
+    import numpy as np
+
+    from .classify import LightLogistic, LightPipeline, LightTfidf
+    from .features import SegmentFeatures
+
+    (n_feat, (_, _, feat)), (n_tfidf, (_, _, tfidf)), (n_clf, (_, _, clf)) = steps
+    if tfidf.get("norm") not in ("l2", None) or (tfidf.get("use_idf") and "idf_" not in tfidf):
+        raise _NotLight("tf-idf settings")
+    classes = clf["classes_"]
+    if len(classes) < 3 or clf.get("multi_class", "auto") not in ("auto", "multinomial", "deprecated"):
+        raise _NotLight("binary or one-vs-rest classifier")
+    featurizer = SegmentFeatures.__new__(SegmentFeatures)
+    featurizer.__setstate__({k: v for k, v in feat.items() if k != "_sklearn_version"})
+    idf = np.asarray(tfidf["idf_"], dtype=np.float64) if tfidf.get("use_idf") else None
+    return LightPipeline([
+        (n_feat, featurizer),
+        (n_tfidf, LightTfidf(idf, bool(tfidf.get("sublinear_tf")), tfidf.get("norm"))),
+        (n_clf, LightLogistic(np.asarray(clf["coef_"]), np.asarray(clf["intercept_"]), np.asarray(classes))),
+    ])
+
+
 def schema_types(model_file: Path) -> set[str]:
     """Every type a skops file names, read from its schema without building anything."""
     with zipfile.ZipFile(model_file) as z:
         schema = json.loads(z.read("schema.json"))
+    return schema_types_of(schema)
+
+
+def schema_types_of(schema: Any) -> set[str]:
     found: set[str] = set()
     stack = [schema]
     while stack:
