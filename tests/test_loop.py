@@ -362,7 +362,7 @@ def small_base(tmp_path_factory, data) -> Path:
     from supervise_nlp.classify import build_pipeline
     from supervise_nlp.modelio import save_model
     from supervise_nlp.read import read_corpus
-    from supervise_nlp.render import card_markdown
+    from supervise_nlp.card import card_markdown
     from supervise_nlp.train import describe_training, fit
 
     files = [str(data / "mini_corpus.jsonl")]
