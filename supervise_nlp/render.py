@@ -142,7 +142,7 @@ def report_table(rep: dict[str, Any]) -> str:
     con = _console(buf)
     inp = rep["input"]
     con.print(f"Balance of change-focused to procedural recording, by {' and '.join(rep['by'])}")
-    con.print(" ".join(headline(rep)))
+    con.print(" ".join(headline(rep)), markup=False)
     con.print(f"Input: {inp['records']} records, {inp['labelled']} labelled, {inp['rejected']} rejected. "
               "Balance = change-focused / (change-focused + procedural) sentences. " + _interval_words(rep)
               + (" Rows in date order." if rep.get("groups_order") == "date" else " Rows sorted by balance."))
@@ -159,7 +159,7 @@ def report_table(rep: dict[str, Any]) -> str:
     con.print(t)
     con.print("CF notes: the share of notes in which change-focused sentences outnumber procedural ones.")
     for line in report_findings(rep):
-        con.print("• " + line)
+        con.print("• " + line, markup=False)
     return buf.getvalue()
 
 

@@ -36,7 +36,7 @@ def points(d: Any) -> str:
 def points_range(ci: Any) -> str:
     if not ci or ci[0] is None or ci[1] is None:
         return "not estimated"
-    return f"{points(ci[0])} to {points(ci[1])}"
+    return f"{points(ci[0]).split(' ')[0]} to {points(ci[1])}"
 
 
 def long_date(iso: str) -> str:
@@ -170,8 +170,9 @@ def report_findings(rep: dict[str, Any], technical: bool = False) -> list[str]:
                        "here: a flag marks a worker whose notes differ, not a rare worker.")
     for w in flagged[:8]:
         if w.get("outlier"):
-            out.append(f"{w['worker']} ({w['team']}) writes {'more' if w['difference'] > 0 else 'less'} "
-                       f"change-focused notes than their colleagues: {pct(w['balance'])} against "
+            more = "more" if w["difference"] > 0 else "less"
+            out.append(f"{w['worker']} ({w['team']}) writes notes that are {more} "
+                       f"change-focused than their colleagues': {pct(w['balance'])} against "
                        f"{pct(w['rest_of_team_balance'])} for the rest of the team"
                        + tech(f"difference {points_range(w['ci'])} at the {w['ci_level']:.1%} false-coverage "
                               f"level; q = {w['q_bh']:.3g}") + ".")
@@ -205,9 +206,9 @@ def mirroring_words(mir: dict[str, Any] | None, technical: bool = False) -> list
     corr = ("the correlation could not be estimated (the team figures are too noisy)" if r is None else
             f"correlation {r:.2f}, 95% interval {ci[0]:.2f} to {ci[1]:.2f}, after allowing for the noise in each "
             "team's figures" if ci[0] is not None else f"correlation {r:.2f}")
-    return [f"{lead} ({len(mir['teams'])} teams; {corr}{rests})"
-            + (f" [raw correlation of the estimates {mir['pearson_r']:.2f}; disattenuated, bootstrap over teams]"
-               if technical else "") + "."]
+    return [f"{lead} ({len(mir['teams'])} teams; {corr}{rests}"
+            + (f"; raw correlation of the estimates {mir['pearson_r']:.2f}; disattenuated, bootstrap over teams"
+               if technical else "") + ")."]
 
 
 def milestone_words(ms: dict[str, Any] | None, technical: bool = False) -> list[str]:
@@ -238,10 +239,10 @@ def milestone_words(ms: dict[str, Any] | None, technical: bool = False) -> list[
                 f"({points(within['change'])}, 95% interval {points_range(within['change_ci'])}).")
         if wv == "no clear change":
             text += " That is not proof that nothing changed."
-        else:
+        elif within["workers_before_only"] or within["workers_after_only"]:
             text += " Workers who joined or left do not affect this figure."
-        out.append(text + (" [each worker's after-minus-before balance, precision-weighted, workers as clusters]"
-                           if technical else ""))
+        out.append(text + (" (Each worker's after-minus-before balance, precision-weighted, workers as "
+                           "clusters.)" if technical else ""))
     elif within:
         out.append(f"No comparison within the same workers: {within.get('verdict', 'too few workers')}.")
     return out
