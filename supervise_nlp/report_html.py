@@ -263,7 +263,7 @@ td,th{padding:.3rem .55rem;border-bottom:1px solid #eee;vertical-align:top;text-
 thead th{background:#f3f5f7;border-bottom:2px solid #ccd;font-weight:600}
 td.n,th.n{text-align:right;white-space:nowrap}thead th.n{white-space:normal;min-width:4.5rem}
 tbody th{font-weight:normal}tr.overall td,tr.overall th{font-weight:600;border-top:2px solid #ccd}
-.scroll th:first-child,.scroll td:first-child{position:sticky;left:0;background:#fff;min-width:9rem}
+.scroll th:first-child,.scroll td:first-child{position:sticky;left:0;background:#fff;min-width:14rem}
 .scroll thead th:first-child{background:#f3f5f7}
 dl.cols dt{font-weight:600;margin-top:.4rem}dl.cols dd{margin:0 0 0 1rem}
 figure.chart{margin:1rem 0}figure.chart svg{max-width:100%;height:auto;display:block}
@@ -276,7 +276,7 @@ details{margin:.5rem 0}summary{cursor:pointer;color:#1f5f8b}
  h1{font-size:1.35rem}.lead{font-size:1rem;padding:.6rem .7rem}
  .about{grid-template-columns:1fr}.about dd{margin-bottom:.4rem}
  .wide{display:none}.narrow{display:block}
- td,th{padding:.3rem .4rem}
+ td,th{padding:.3rem .4rem}.scroll th:first-child,.scroll td:first-child{min-width:8.5rem}
 }
 @page{size:A4 portrait;margin:14mm 13mm 16mm}
 @media print{
@@ -287,14 +287,21 @@ details{margin:.5rem 0}summary{cursor:pointer;color:#1f5f8b}
  .wide{display:block!important}.narrow{display:none!important}
  .scroll{overflow:visible;border:0}.scroll th:first-child,.scroll td:first-child{position:static}
  thead{display:table-header-group}tr{break-inside:avoid;page-break-inside:avoid}
- table{font-size:8.5pt}td,th{padding:.12rem .35rem}
+ table{font-size:8.5pt}td,th{padding:.12rem .35rem}.scroll th:first-child{min-width:12rem}
  details>summary{display:none}details{display:block}.noprint{display:none!important}
  dl.cols>div{break-inside:avoid;page-break-inside:avoid}dt{break-after:avoid;page-break-after:avoid}
  a{color:inherit;text-decoration:none}
 }
 """
 
-COLUMNS = [
+COLUMNS = [  # the key figures first, so a phone shows them before the table scrolls
+    ("balance", "Balance", "change-focused sentences as a share of procedural plus change-focused sentences. "
+     "50% means as many of one as of the other; higher is more change-focused."),
+    ("balance_ci", "Likely range (95% interval)", "where the group's balance is likely to lie, allowing for "
+     "differences between its workers: what the group's workers in general would be expected to record, not "
+     "only these notes. Wide when the group has few workers or notes; 'not estimated' when it has one worker."),
+    ("change_focused_notes", "Change-focused notes", "the share of the group's notes in which change-focused "
+     "sentences outnumber procedural ones (notes with neither are left out)."),
     ("notes", "Notes", "how many notes (records) the group wrote."),
     ("workers", "Workers", "how many different workers wrote them."),
     ("procedural", "Procedural sentences", "sentences that serve the organisation's or the statutory system's "
@@ -304,13 +311,6 @@ COLUMNS = [
      "community connections, reflective supervision."),
     ("neutral", "Neutral sentences", "everything else: who was present, headings, plain observation. They do not "
      "count towards the balance."),
-    ("balance", "Balance", "change-focused sentences as a share of procedural plus change-focused sentences. "
-     "50% means as many of one as of the other; higher is more change-focused."),
-    ("balance_ci", "Likely range (95% interval)", "where the group's balance is likely to lie, allowing for "
-     "differences between its workers: what the group's workers in general would be expected to record, not "
-     "only these notes. Wide when the group has few workers or notes; 'not estimated' when it has one worker."),
-    ("change_focused_notes", "Change-focused notes", "the share of the group's notes in which change-focused "
-     "sentences outnumber procedural ones (notes with neither are left out)."),
 ]
 
 
@@ -328,7 +328,7 @@ def _cell(g: dict[str, Any], col: str) -> str:
 def _table(rep: dict[str, Any], corrected: bool) -> str:
     cols = list(COLUMNS)
     if corrected:
-        cols.insert(7, ("corrected", "Corrected balance", ""))
+        cols.insert(2, ("corrected", "Corrected balance", ""))
     by = " / ".join(rep["by"])
     head = "".join(f"<th scope=col class=n>{escape(title)}</th>" for _, title, _ in cols)
     rows = []
@@ -344,10 +344,9 @@ def _table(rep: dict[str, Any], corrected: bool) -> str:
         foot = f"<tr class=overall><th scope=row>All notes</th>{cells}</tr>"
     order = ("in date order" if rep.get("groups_order") == "date" else "from the least to the most change-focused")
     return (f"<div class=scroll role=region aria-label='Balance by {escape(by)}, table' tabindex=0>"
-            f"<table><caption class=muted style='caption-side:bottom;text-align:left;padding:.3rem .5rem'>"
-            f"Rows {order}; the last row is every note together.</caption>"
-            f"<thead><tr><th scope=col>{escape(by)}</th>{head}</tr></thead><tbody>{''.join(rows)}{foot}</tbody>"
-            "</table></div>")
+            f"<table><thead><tr><th scope=col>{escape(by)}</th>{head}</tr></thead><tbody>{''.join(rows)}{foot}</tbody>"
+            f"</table></div><p class=muted>Rows {order}; the last row is every note together. On a narrow screen "
+            "the table scrolls sideways.</p>")
 
 
 def _corrected(g: dict[str, Any]) -> str:
@@ -395,7 +394,7 @@ def _about_html(rep: dict[str, Any], card: dict[str, Any]) -> str:
     if model.get("labels_from") == "classify output":
         mtext += (". The labels were read from classify output: they come from the model classify was given, "
                   "which may not be this one")
-    parts.append(("Labelled by", mtext + "."))
+    parts.append(("Labelled by", mtext[:1].upper() + mtext[1:] + "."))
     trained = about.get("trained_on_inputs") or []
     if trained:
         parts.append(("Caution", f"<span class=warn>{len(trained)} of the input files are the model's own "
