@@ -263,7 +263,7 @@ td,th{padding:.3rem .55rem;border-bottom:1px solid #eee;vertical-align:top;text-
 thead th{background:#f3f5f7;border-bottom:2px solid #ccd;font-weight:600}
 td.n,th.n{text-align:right;white-space:nowrap}thead th.n{white-space:normal;min-width:4.5rem}
 tbody th{font-weight:normal}tr.overall td,tr.overall th{font-weight:600;border-top:2px solid #ccd}
-.scroll th:first-child,.scroll td:first-child{position:sticky;left:0;background:#fff;min-width:14rem}
+.scroll th:first-child,.scroll td:first-child{position:sticky;left:0;background:#fff;min-width:11rem}
 .scroll thead th:first-child{background:#f3f5f7}
 dl.cols dt{font-weight:600;margin-top:.4rem}dl.cols dd{margin:0 0 0 1rem}
 figure.chart{margin:1rem 0}figure.chart svg{max-width:100%;height:auto;display:block}
