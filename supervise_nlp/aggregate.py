@@ -302,6 +302,7 @@ def build_report(
     include_examples: int = 0,
     culture: bool = True,
     max_model_rows: int = 12_000,
+    type_map: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows, as plain data (the JSON format is exactly this)."""
     codes = Codes.of(table)
@@ -314,6 +315,9 @@ def build_report(
         shown.remove(smallest)
         held.append(smallest)
     shown.sort(key=lambda g: (g.summary["balance"] is None, g.summary["balance"] or 0))
+    in_date_order = any(k in DERIVED for k in by)
+    if in_date_order:  # months, quarters and years run in date order, 'unknown' last
+        shown.sort(key=lambda g: [(g.key[k] == UNKNOWN, g.key[k]) for k in by])
     rows = []
     for g in shown:
         row = {"key": g.key, **_public(g.summary)}
@@ -326,6 +330,7 @@ def build_report(
         "input": input_counts,
         "by": list(by),
         "min_notes": min_notes,
+        "groups_order": "date" if in_date_order else "balance",
         "groups": rows,
         "held_back": {"groups": len(held), "notes": int(sum(g.summary["notes"] for g in held))},
         "overall": _public(overall) if overall else None,
@@ -349,8 +354,8 @@ def build_report(
         }
     else:
         report["comparison"] = {"overall": None, "pairwise": []}
-    report["culture"] = culture_analysis(table, codes, min_notes, n_boot, seed, milestone, max_model_rows) \
-        if culture and len(table) else None
+    report["culture"] = culture_analysis(table, codes, min_notes, n_boot, seed, milestone, max_model_rows,
+                                         type_map) if culture and len(table) else None
     return report
 
 
@@ -359,8 +364,10 @@ def _public(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def culture_analysis(table: NoteTable, codes: Codes, min_notes: int, n_boot: int, seed: int,
-                     milestone: dt.date | None, max_model_rows: int = 12_000) -> dict[str, Any]:
+                     milestone: dt.date | None, max_model_rows: int = 12_000,
+                     type_map: dict[str, str] | None = None) -> dict[str, Any]:
     from .mixed import fit_mixed
+    from .note_types import read_types, why_no_mirroring
 
     out: dict[str, Any] = {}
     C, P = table.C, table.P
@@ -377,10 +384,15 @@ def culture_analysis(table: NoteTable, codes: Codes, min_notes: int, n_boot: int
                           codes.team_names, codes.worker_names, min_notes)
     out["outlier_workers"] = res.pop("workers")
     out["outlier_rule"] = res
-    types = np.array([str(x).strip().lower() for x in table.column("type")], dtype=object)
-    kinds = set(types.tolist())
-    out["mirroring"] = mirroring(table, codes, types, min_notes, n_boot, seed) \
-        if {"supervision", "visit"} <= kinds else None
+    kinds, type_info = read_types(table.column("type").tolist(), type_map)
+    types = np.array(kinds, dtype=object)
+    mir = mirroring(table, codes, types, min_notes, n_boot, seed) \
+        if {"supervision", "visit"} <= set(kinds) else {"teams": []}
+    if "pearson_r" not in mir:
+        mir["reason"] = why_no_mirroring(type_info, min_notes, len(mir["teams"]),
+                                         bool((table.column("type") == UNKNOWN).all()))
+    mir["types_read_as"] = type_info["read_as"]
+    out["mirroring"] = mir
     out["trend"] = trend(table, codes, milestone, min_notes=min_notes)
     return out
 
@@ -494,8 +506,11 @@ def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_
         r = np.flatnonzero(dated)
         cluster = np.where(codes.worker_known[r], codes.worker[r], -1 - r) if wk is not None else r
         raw = clustered_difference(C[r], T[r], after[r].astype(np.int64), cluster)
+        ci = raw["change_ci"] or [None, None]
         out["milestone"] = {"date": milestone.isoformat(), **parts, "change": raw["change"],
                             "change_ci": raw["change_ci"],
+                            "verdict": ("not estimated" if ci[0] is None else "a clear rise" if ci[0] > 0 else
+                                        "a clear fall" if ci[1] < 0 else "no clear change"),
                             "change_describes": "all notes after against all notes before (workers as clusters); "
                                                 "changes in who wrote the notes count here"}
         if wk is not None:

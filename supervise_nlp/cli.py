@@ -776,6 +776,10 @@ class FieldMatcher:
               help="Compare balance before and after this date (YYYY-MM-DD or dd/mm/yyyy).")
 @click.option("--dayfirst", is_flag=True, help="Read dd/mm/yyyy dates in the notes (otherwise only YYYY-MM-DD).")
 @click.option("--no-culture", is_flag=True, help="Skip the culture analysis (variance, mirroring, trend).")
+@click.option("--type-map", "type_map", multiple=True, metavar="NAME=KIND",
+              help="Read the note type NAME as visit or supervision for the mirroring analysis (repeatable), e.g. "
+                   "--type-map 'Home Visit=visit'; KIND other leaves it out. Common names (Home Visit, Office "
+                   "Visit, HV, Supervision session) are recognised without it. --by type keeps types as recorded.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True,
               help="Bootstrap resamples for intervals.")
 @click.option("--permutations", "n_perm", type=click.IntRange(99), default=2000, show_default=True,
@@ -790,14 +794,22 @@ class FieldMatcher:
 def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...], fmt: str, output: str,
            model_path: str | None, min_notes: int, pseudonymise: bool, pseudonymise_teams: bool,
            key_file: str | None, include_examples: int, milestone, dayfirst: bool, no_culture: bool,
-           n_boot: int, n_perm: int, seed: int, validation_path: str | None, **kw: Any) -> None:
+           type_map: tuple[str, ...], n_boot: int, n_perm: int, seed: int, validation_path: str | None,
+           **kw: Any) -> None:
     """Balance per team (or any --by) from raw notes or from classify output."""
     with friendly_errors():
         from .aggregate import build_report, build_table
         from .classify import labelled_notes
         from .modelio import load_card
-        from .read import read_records
-        from .render import report_csv, report_html, report_table
+        from .note_types import parse_type_map
+        from .read import Labelled, read_records
+        from .render import report_csv, report_table
+        from .report_html import report_about, report_html
+
+        try:
+            types = parse_type_map(type_map)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--type-map") from None
 
         opts = _read_options(kw)
         upstream = read_summaries(inputs)
@@ -826,12 +838,14 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
         rejects = RejectsWriter(Path(kw["rejects_path"]) if kw["rejects_path"] else default_rejects_path(
             None if output == "-" else str(Path(output).with_suffix(".jsonl"))), kw["rejects_keep_raw"])
         text_seen = False
+        from_classify = 0
 
         def counted():
-            nonlocal text_seen
+            nonlocal text_seen, from_classify
             with progress_bar(kw["quiet"], "reading and labelling notes", input_size(inputs)) as advance:
                 for item, out in _report_stream(items, model_path, kw, include_examples > 0):
                     tally.add(item.source, out is not None, out.get("id") if out else None)
+                    from_classify += isinstance(item, Labelled)
                     advance(record_size(item) if out is not None else len(getattr(item, "raw", "") or "") + 40)
                     if out is None:
                         rejects.write(item)
@@ -867,17 +881,21 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
         rep = build_report(table, by_keys, inp,
                            min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
                            milestone=milestone,
-                           include_examples=include_examples, culture=not no_culture)
+                           include_examples=include_examples, culture=not no_culture, type_map=types)
         from .quantify import apply_additions, validation_additions
 
         validation = _load_validation(validation_path, model_path) if validation_path else None
         apply_additions(rep, validation_additions(rep, validation, table=table, n_boot=n_boot, seed=seed))
+        card = load_card(model_path)
+        rep["about"] = report_about(inputs, tally.files, card, model_path, from_classify,
+                                    "teams too" if pseudonymise_teams else "workers" if pseudonymise else None,
+                                    type_map)
         if fmt == "json":
             text = json.dumps(rep, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
         elif fmt == "csv":
             text = report_csv(rep)
         elif fmt == "html":
-            text = report_html(rep, load_card(model_path))
+            text = report_html(rep, card)
         else:
             text = report_table(rep)
         _write_text(text, output)

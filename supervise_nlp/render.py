@@ -128,16 +128,24 @@ def _ci(ci: Any) -> str:
     return "n/a" if not ci or ci[0] is None else f"{ci[0]:.2f}–{ci[1]:.2f}"
 
 
+def _pct_ci(ci: Any) -> str:
+    return "n/a" if not ci or ci[0] is None else f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}%"
+
+
 def report_table(rep: dict[str, Any]) -> str:
-    """The report in a terminal, within 100 columns."""
+    """The report in a terminal, within 100 columns: percentages, as in the HTML."""
     from rich.table import Table
+
+    from .report_words import headline
 
     buf = io.StringIO()
     con = _console(buf)
     inp = rep["input"]
     con.print(f"Balance of change-focused to procedural recording, by {' and '.join(rep['by'])}")
+    con.print(" ".join(headline(rep)), markup=False)
     con.print(f"Input: {inp['records']} records, {inp['labelled']} labelled, {inp['rejected']} rejected. "
-              "Balance = change-focused / (change-focused + procedural) segments. " + _interval_words(rep))
+              "Balance = change-focused / (change-focused + procedural) sentences. " + _interval_words(rep)
+              + (" Rows in date order." if rep.get("groups_order") == "date" else " Rows sorted by balance."))
     t = Table(show_lines=False)
     t.add_column(" / ".join(rep["by"]), overflow="fold", max_width=36)
     for col in ("notes", "wkrs", "proc.", "change", "neutral", "balance", "95% CI", "CF notes"):
@@ -146,12 +154,13 @@ def report_table(rep: dict[str, Any]) -> str:
     for i, g in enumerate(rows):
         t.add_row(_key(g["key"]), str(g["notes"]), "" if g.get("workers") is None else str(g["workers"]),
                   str(g["procedural"]), str(g["change_focused"]), str(g["neutral"]),
-                  _f(g["balance"], 2), _ci(g["balance_ci"]), _pct(g["change_focused_notes"]),
+                  _pct(g["balance"]), _pct_ci(g["balance_ci"]), _pct(g["change_focused_notes"]),
                   end_section=i == len(rows) - 2)
     con.print(t)
+    con.print("CF notes: the share of notes in which change-focused sentences outnumber procedural ones.")
     _corrected_table(rep, con)
     for line in report_findings(rep):
-        con.print("• " + line)
+        con.print("• " + line, markup=False)
     return buf.getvalue()
 
 
@@ -163,106 +172,11 @@ def _interval_words(rep: dict[str, Any]) -> str:
     return "95% intervals describe these notes (notes as clusters)."
 
 
-def report_findings(rep: dict[str, Any]) -> list[str]:
+def report_findings(rep: dict[str, Any], technical: bool = True) -> list[str]:
     """The report's findings in plain words (the same sentences appear in every format)."""
-    out = validation_findings(rep)
-    few = [g for g in rep["groups"] if g.get("notice")]
-    if few:
-        too_few = [_key(g["key"]) for g in few if g["notice"].startswith("too few")]
-        two = [_key(g["key"]) for g in few if g["notice"].startswith("only two")]
-        if too_few:
-            out.append(f"{len(too_few)} group(s) have notes from one worker only, too few workers to estimate "
-                       f"the group's balance beyond that worker: {', '.join(too_few[:6])}"
-                       + (" and more" if len(too_few) > 6 else "") + ".")
-        if two:
-            out.append(f"{len(two)} group(s) have two workers, so the group and its workers cannot be told apart "
-                       "and the interval is wide: " + ", ".join(two[:6]) + (" and more" if len(two) > 6 else "") + ".")
-    held = rep["held_back"]
-    if held["groups"]:
-        out.append(f"{held['groups']} group(s) with fewer than {rep['min_notes']} notes ({held['notes']} notes) "
-                   "are not shown on their own; they are in the overall figure.")
-    comp = rep.get("comparison", {}).get("overall")
-    if comp and comp.get("p_value") is not None:
-        pairs = rep["comparison"]["pairwise"]
-        sig = [p for p in pairs if p["significant"]]
-        untested = [p for p in pairs if p["significant"] is None]
-        if comp["p_value"] < 0.05:
-            verdict = "differ by more than differences between their workers would explain" \
-                if str(comp.get("unit", "")).startswith("workers") else "differ by more than chance would explain"
-        else:
-            verdict = "show no clear difference (which is not proof that they are alike)"
-        out.append(f"The {comp['groups']} groups {verdict} ({comp['test']}, p = "
-                   f"{comp['p_value']:.3g}); {len(sig)} of {len(pairs) - len(untested)} testable pairs differ after "
-                   "Holm adjustment" + (f"; {len(untested)} pair(s) could not be tested (too few workers)"
-                                        if untested else "") + ".")
-    cul = rep.get("culture") or {}
-    var = cul.get("variance") or {}
-    if var.get("method") is None and var.get("reason"):
-        out.append(f"No split of variation between teams and workers: {var['reason']}.")
-    if var.get("warnings"):
-        out.append("The mixed model reported: " + "; ".join(var["warnings"]) + " (treat the split with care).")
-    if var.get("method"):
-        s = var["share_of_variance"]
-        ci = var.get("icc_team_ci") or [None, None]
-        out.append(f"Of the variation in how change-focused segments are, {s['team']:.0%} lies between teams "
-                   f"(95% interval {_pct(ci[0])}–{_pct(ci[1])}), {s['worker_within_team']:.0%} between workers within "
-                   f"a team, and {s['within_worker']:.0%} within workers (binomial mixed model on the latent scale, "
-                   f"{var['notes']} notes; fitted on {var['fitted_on']}).")
-    flagged = [w for w in cul.get("outlier_workers", []) if w.get("outlier") or w.get("pair_differs")]
-    rule = cul.get("outlier_rule") or {}
-    if rule.get("tested"):
-        out.append(f"Workers against their team: {rule['flagged']} of {rule['tested']} workers tested differ from "
-                   f"their colleagues (rule: {rule['rule']}).")
-        if rule["flagged"] > 0.25 * rule["tested"]:
-            out.append("So many workers differ from their colleagues that differences between workers are "
-                       "ordinary here: a flag marks a worker whose notes differ, not a rare worker (typical spread "
-                       f"between workers of a team: {rule.get('between_worker_sd') or 0:.2f}).")
-    for w in flagged[:8]:
-        if w.get("outlier"):
-            out.append(f"The recording of worker {w['worker']} ({w['team']}) is "
-                       f"{'more' if w['difference'] > 0 else 'less'} change-focused than their colleagues': "
-                       f"{w['balance']:.2f} against {w['rest_of_team_balance']:.2f} for the rest of the team "
-                       f"(difference {_ci(w['ci'])} at the {w['ci_level']:.1%} false-coverage level; "
-                       f"q = {w['q_bh']:.3g}).")
-        else:
-            out.append(f"The two workers of {w['team']} record differently ({w['worker']} {w['balance']:.2f}, "
-                       f"{w['other_worker']} {w['rest_of_team_balance']:.2f}; q = {w['q_bh']:.3g}); "
-                       "with two workers the data cannot say which of them is unusual.")
-    if len(flagged) > 8:
-        out.append(f"{len(flagged) - 8} more worker difference(s) in the JSON output (culture.outlier_workers).")
-    mir = cul.get("mirroring") or {}
-    if "pearson_r" in mir:
-        r, ci = mir.get("r_corrected"), mir.get("r_corrected_ci") or [None, None]
-        clear = r is not None and ci[0] is not None and ci[0] > 0
-        lead = ("Supervision mirrors visits" if clear and r >= 0.5 else
-                "Supervision and visits move together weakly" if clear else
-                "There is no clear sign that supervision mirrors visits")
-        npt = mir.get("notes_per_type") or {}
-        rests = (f" It rests on a median of {npt['supervision']['median']:.0f} supervision and "
-                 f"{npt['visit']['median']:.0f} visit notes per team (fewest {npt['supervision']['min']} and "
-                 f"{npt['visit']['min']}).") if npt else ""
-        out.append(f"{lead}: across {len(mir['teams'])} teams, the correlation of teams' true supervision and visit "
-                   f"balances is estimated at " + ("n/a (the team estimates are too noisy)" if r is None else
-                                                   f"{r:.2f} (95% CI {_ci(ci)})")
-                   + f", after correcting for the noise in each team's estimates (the raw correlation of the "
-                   f"estimates is {mir['pearson_r']:.2f}); mean gap {mir['mean_absolute_gap']:.2f}." + rests)
-    ms = (cul.get("trend") or {}).get("milestone")
-    if ms and ms["change"] is not None:
-        out.append(f"Since {ms['date']} the balance moved from {ms['before']['balance']:.2f} to "
-                   f"{ms['after']['balance']:.2f}: a change of {ms['change']:+.2f} (95% CI {_ci(ms['change_ci'])}).")
-        within = ms.get("within") or {}
-        if within.get("change") is not None and within.get("change_ci", [None])[0] is not None:
-            out.append(f"Within the same workers ({within['workers_both_sides']} wrote notes on both sides; "
-                       f"{within['workers_before_only']} only before, {within['workers_after_only']} only after), "
-                       f"the balance changed by {within['change']:+.2f} (95% CI {_ci(within['change_ci'])}): "
-                       f"{within['verdict']}" + (". Workers who joined or left cannot produce this figure."
-                                                 if within["verdict"] != "no clear change" else
-                                                 "; an interval spanning zero does not show that nothing changed."))
-        elif within:
-            out.append(f"No within-worker comparison across the milestone: {within.get('verdict', 'too few workers')}.")
-    for k, v in (rep.get("data_quality") or {}).items():
-        out.append(f"Data: {v} {k}.")
-    return out
+    from .report_words import report_findings as words
+
+    return validation_findings(rep) + words(rep, technical)
 
 
 def report_csv(rep: dict[str, Any]) -> str:
@@ -334,216 +248,11 @@ def _corrected_csv(rep: dict[str, Any], g: dict[str, Any]) -> list[Any]:
     return [c.get("balance"), lo, hi, v.get("statement", "")]
 
 
-def _validation_html(rep: dict[str, Any]) -> str:
-    from html import escape
-
-    rows = _corrected_rows(rep)
-    if not rows:
-        return ""
-    body = "".join(f"<tr><td>{escape(_key(g['key']))}</td><td class=n>{_f(g['balance'], 2)}</td>"
-                   f"<td class=n>{_f(g['corrected']['balance'], 2)}</td>"
-                   f"<td class=n>{_ci(g['corrected']['balance_ci'])}</td></tr>" for g in rows)
-    return ("<h2>Balances corrected for the model's errors on your notes</h2>"
-            f"<p>{escape(rep['validation']['statement'])}</p>"
-            "<table><tr><th>group</th><th class=n>raw balance</th><th class=n>corrected</th>"
-            f"<th class=n>95% CI</th></tr>{body}</table>")
-
-
-def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    import re
-
-    text = buf.getvalue()
-    # drop matplotlib's RDF block (a timestamp and namespace URIs): reports stay reproducible
-    return re.sub(r"<metadata>.*?</metadata>", "", text[text.find("<svg"):], flags=re.S)
-
-
-def _charts(rep: dict[str, Any]) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 10, "font.family": "sans-serif"})
-    charts = {}
-    groups = [g for g in rep["groups"] if g["balance"] is not None]
-    if groups:
-        h = max(2.0, 0.32 * len(groups) + 1)
-        fig, ax = plt.subplots(figsize=(8, h))
-        ys = range(len(groups))
-        bal = [g["balance"] for g in groups]
-        lo = [g["balance"] - (g["balance_ci"][0] if g["balance_ci"][0] is not None else g["balance"]) for g in groups]
-        hi = [(g["balance_ci"][1] if g["balance_ci"][1] is not None else g["balance"]) - g["balance"] for g in groups]
-        ax.errorbar(bal, ys, xerr=[lo, hi], fmt="o", color="#1f5f8b", ecolor="#7fa7c4", capsize=3)
-        if rep["overall"] and rep["overall"]["balance"] is not None:
-            ax.axvline(rep["overall"]["balance"], color="#888", ls="--", lw=1, label="overall")
-            ax.legend(loc="lower right", frameon=False)
-        ax.axvline(0.5, color="#ccc", lw=0.8)
-        ax.set_yticks(list(ys), [_key(g["key"]) for g in groups])
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("balance: change-focused share of procedural + change-focused sentences (95% CI)")
-        ax.spines[["top", "right"]].set_visible(False)
-        charts["balance"] = _svg(fig)
-    mir = (rep.get("culture") or {}).get("mirroring") or {}
-    if mir.get("teams"):
-        fig, ax = plt.subplots(figsize=(5.5, 5))
-        s = [t["supervision"]["balance"] for t in mir["teams"]]
-        v = [t["visit"]["balance"] for t in mir["teams"]]
-        ax.plot([0, 1], [0, 1], color="#ccc", lw=1)
-        ax.scatter(v, s, color="#1f5f8b")
-        # with many teams, name only the widest supervision/visit gaps and the two ends
-        named = range(len(v))
-        if len(v) > 12:
-            by_gap = sorted(named, key=lambda i: -abs(s[i] - v[i]))[:4]
-            named = {*by_gap, min(named, key=lambda i: v[i]), max(named, key=lambda i: v[i])}
-        for i in named:
-            ax.annotate(mir["teams"][i]["team"], (v[i], s[i]), fontsize=7, xytext=(4, -3),
-                        textcoords="offset points")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("balance of visit notes")
-        ax.set_ylabel("balance of supervision records")
-        ax.spines[["top", "right"]].set_visible(False)
-        charts["mirroring"] = _svg(fig)
-    months = ((rep.get("culture") or {}).get("trend") or {}).get("by_month") or []
-    months = [m for m in months if m["balance"] is not None]
-    if len(months) >= 2:
-        fig, ax = plt.subplots(figsize=(8, 3))
-        x = list(range(len(months)))
-        ax.plot(x, [m["balance"] for m in months], marker="o", color="#1f5f8b")
-        ax.fill_between(x, [m["balance_ci"][0] for m in months], [m["balance_ci"][1] for m in months],
-                        color="#1f5f8b", alpha=0.15, lw=0)
-        step = max(1, len(months) // 12)
-        ax.set_xticks(x[::step], [m["month"] for m in months][::step], rotation=45, ha="right")
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("balance")
-        ms = rep["culture"]["trend"].get("milestone")
-        if ms:
-            pos = [i for i, m in enumerate(months) if m["month"] >= ms["date"][:7]]
-            if pos:
-                ax.axvline(pos[0] - 0.5, color="#c0392b", ls="--", lw=1)
-                ax.annotate(f"milestone {ms['date']}", (pos[0] - 0.4, 0.93), color="#c0392b", fontsize=8)
-        ax.spines[["top", "right"]].set_visible(False)
-        charts["trend"] = _svg(fig)
-    return charts
-
-
-HTML_STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
-color:#222;line-height:1.45}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-.headline{font-size:1.15rem;background:#f3f7fa;padding:1rem;border-left:4px solid #1f5f8b}
-table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}td,th{padding:.25rem .6rem;border-bottom:1px solid #eee}
-td.n,th.n{text-align:right;white-space:nowrap}.muted{color:#666;font-size:.9rem}svg{max-width:100%;height:auto}
-"""
-
-
 def report_html(rep: dict[str, Any], card: dict[str, Any] | None = None) -> str:
-    """One self-contained page for a head of service: no scripts, no network, charts inline."""
-    from html import escape
+    """The HTML report (in report_html.py)."""
+    from .report_html import report_html as page
 
-    charts = _charts(rep)
-    ov = rep["overall"] or {}
-    groups = [g for g in rep["groups"] if g["balance"] is not None]
-    by = " and ".join(rep["by"])
-    head = f"Across {ov.get('notes', 0)} notes, {_pct(ov.get('balance'))} of the sentences that were either " \
-           f"procedural or change-focused were change-focused (95% CI {_ci(ov.get('balance_ci'))})."
-    if len(groups) >= 2:
-        head += f" By {by}, the balance ran from {groups[0]['balance']:.2f} ({escape(_key(groups[0]['key']))}) " \
-                f"to {groups[-1]['balance']:.2f} ({escape(_key(groups[-1]['key']))})."
-    rows = "".join(
-        f"<tr><td>{escape(_key(g['key']))}</td><td class=n>{g['notes']}</td>"
-        f"<td class=n>{'' if g.get('workers') is None else g['workers']}</td><td class=n>{g['procedural']}</td>"
-        f"<td class=n>{g['change_focused']}</td><td class=n>{g['neutral']}</td><td class=n>{_f(g['balance'], 2)}</td>"
-        f"<td class=n>{_ci(g['balance_ci'])}</td><td class=n>{_pct(g['change_focused_notes'])}</td></tr>"
-        for g in rep["groups"])
-    if ov:
-        rows += (f"<tr><th>overall</th><th class=n>{ov['notes']}</th>"
-                 f"<th class=n>{'' if ov.get('workers') is None else ov['workers']}</th>"
-                 f"<th class=n>{ov['procedural']}</th>"
-                 f"<th class=n>{ov['change_focused']}</th><th class=n>{ov['neutral']}</th>"
-                 f"<th class=n>{_f(ov['balance'], 2)}</th><th class=n>{_ci(ov['balance_ci'])}</th>"
-                 f"<th class=n>{_pct(ov['change_focused_notes'])}</th></tr>")
-    findings = "".join(f"<li>{escape(x)}</li>" for x in report_findings(rep))
-    parts = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        "<meta name=viewport content='width=device-width,initial-scale=1'>",
-        f"<title>Recording balance by {escape(by)}</title><style>{HTML_STYLE}</style></head><body>",
-        f"<h1>Procedural and change-focused recording, by {escape(by)}</h1>",
-        f"<p class=headline>{head}</p>",
-        f"<p class=muted>Input: {rep['input']['records']} records; {rep['input']['labelled']} labelled, "
-        f"{rep['input']['rejected']} rejected.</p>",
-        "<h2>Balance by group</h2>", charts.get("balance", ""),
-        f"<p>{escape(_interval_words(rep))} A group's interval is about the group as a whole, what its workers "
-        "in general would be expected to record, not only about the notes in this file.</p>"
-        "<table><tr><th>group</th><th class=n>notes</th><th class=n>workers</th><th class=n>procedural</th>"
-        "<th class=n>change-focused</th>"
-        "<th class=n>neutral</th><th class=n>balance</th><th class=n>95% CI</th><th class=n>change-focused notes"
-        f"</th></tr>{rows}</table>",
-        f"<h2>What the figures say</h2><ul>{findings}</ul>",
-        _validation_html(rep),
-    ]
-    if "mirroring" in charts:
-        parts += ["<h2>Does supervision mirror visits?</h2>",
-                  "<p>Each point is a team: how change-focused its supervision records are against how "
-                  "change-focused its visit notes are. Points near the diagonal mean supervision and practice "
-                  "with families look alike.</p>", charts["mirroring"]]
-    if "trend" in charts:
-        parts += ["<h2>Balance by month</h2>", charts["trend"]]
-    examples = [g for g in rep["groups"] if g.get("examples")]
-    if examples:
-        parts.append("<h2>Example sentences (shown because the report was asked to include them)</h2>")
-        for g in examples:
-            items = "".join(f"<li><b>{escape(lab.replace('_', '-'))}</b> ({e['p']:.2f}): {escape(e['text'])}</li>"
-                            for lab, es in g["examples"].items() for e in es)
-            parts.append(f"<h3>{escape(_key(g['key']))}</h3><ul>{items}</ul>")
-    parts.append(_methods_html(rep, card or {}))
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _methods_html(rep: dict[str, Any], card: dict[str, Any]) -> str:
-    from html import escape
-
-    acc = ""
-    if card.get("cross_validation"):
-        cv = card["cross_validation"]
-        acc = (f"Tested on organisations it had not seen (leave one authority out), the model's sentence labels "
-               f"reached macro-F1 {cv['macro_f1']:.2f} (Cohen's kappa {cv['kappa']:.2f}), and team balances were "
-               f"within {cv['team_balance_mae']:.3f} of the true balance on average.")
-        if card.get("test"):
-            t = card["test"]
-            acc += (f" On the held-out test authority: macro-F1 {t['macro_f1']:.2f}, team balance error "
-                    f"{t['team_balance_mae']:.3f}.")
-        acc += (" These figures are from the card of the model given to the report (by default the shipped "
-                "model); if the notes were labelled earlier by another model, that model's card applies.")
-    m = rep["method"]
-    return (
-        "<h2>Methods and caveats</h2>"
-        "<p>Every sentence (or line of a form) is labelled by a statistical model, following the project's "
-        "codebook: <b>procedural</b> when it serves the organisation's or statutory system's needs (tasks, "
-        "forms, meetings, timescales, compliance checks); <b>change-focused</b> when it is about change in the "
-        "person's or family's life or the reflective, relational work behind it (their goals and motivation, "
-        "strengths, progress, direct work, community connections, reflective supervision); <b>neutral</b> "
-        "otherwise (who was present, headings, plain observation). A group's <b>balance</b> is its change-"
-        "focused sentences as a share of its procedural plus change-focused sentences.</p>"
-        f"<p>{escape(acc)}</p>"
-        f"<p>Intervals: {escape(m['interval'])}. Sentences in one note, and notes by one worker, are not "
-        "independent, so a team's figure is only as sure as its number of workers allows. Whether teams differ is "
-        "tested by moving whole workers between teams (permutation test, seed "
-        f"{m['seed']}); pairwise differences use the same worker-based intervals with Holm-adjusted p-values. The "
-        "split of variation between teams, workers and notes comes from a binomial mixed model (statsmodels) on "
-        "the latent scale, so it does not depend on how long notes are. Workers are compared with the rest of "
-        "their team with false-discovery control across the organisation. Groups with fewer than "
-        f"{rep['min_notes']} notes are not shown on their own.</p>"
-        "<p>Caveats: the model reads recording, not practice; a procedural note may sit beside good direct work "
-        "recorded elsewhere. It was trained on a synthetic sample corpus, so figures on real notes carry more "
-        "error than the test scores suggest; compare teams within one organisation and one period rather than "
-        "reading a single figure in isolation.</p>"
-    )
+    return page(rep, card)
 
 
 # --- one explained note ------------------------------------------------------------------------

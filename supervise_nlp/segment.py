@@ -259,7 +259,7 @@ def segments_of(doc: Doc) -> list[Segment]:
     s, e = s[keep], e[keep]
     cstart = arr[s, 2]
     cend = arr[e - 1, 2] + arr[e - 1, 3]
-    return [Segment(a, b, doc, f, l) for a, b, f, l in zip(cstart.tolist(), cend.tolist(), s.tolist(), e.tolist())]
+    return [Segment(a, b, doc, f, z) for a, b, f, z in zip(cstart.tolist(), cend.tolist(), s.tolist(), e.tolist())]
 
 
 def _segments_by_sents(doc: Doc) -> list[Segment]:

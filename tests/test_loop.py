@@ -359,10 +359,10 @@ def test_load_labelled_takes_agreed_labels_consensus_and_sheets(sheet_csv, tmp_p
 def small_base(tmp_path_factory, data) -> Path:
     """A base model of the default design, trained on the six-note corpus with a small feature space
     (so the dozen fits of adaptation's cross-validation take seconds, not minutes)."""
+    from supervise_nlp.card import card_markdown
     from supervise_nlp.classify import build_pipeline
     from supervise_nlp.modelio import save_model
     from supervise_nlp.read import read_corpus
-    from supervise_nlp.card import card_markdown
     from supervise_nlp.train import describe_training, fit
 
     files = [str(data / "mini_corpus.jsonl")]

@@ -150,7 +150,7 @@ def test_csv_and_html_formats(data, tmp_path):
     out = tmp_path / "r.html"
     run(data / "classified.jsonl", "--format", "html", "-o", out, "--bootstrap", "100", "--min-notes", "1")
     html = out.read_text()
-    assert html.count("<svg") >= 2 and "Methods and caveats" in html
+    assert html.count("<svg") >= 2 and "How these figures were made" in html
     import re
 
     # self-contained: nothing to fetch (SVG namespace declarations are not fetched)
