@@ -214,6 +214,11 @@ class Codes:
     worker_known: np.ndarray
     has_workers: bool
 
+    @property
+    def clusters(self) -> np.ndarray:
+        """Worker codes with each note of no named worker its own cluster (never one shared 'unknown')."""
+        return np.where(self.worker_known, self.worker, -1 - np.arange(len(self.worker)))
+
     @classmethod
     def of(cls, table: NoteTable) -> Codes:
         teams, workers = table.column("team"), table.column("worker")
@@ -348,7 +353,7 @@ def build_report(
         t_all = (C + P).astype(float)
         report["comparison"] = {
             "overall": groups_differ(C[sel].astype(float), t_all[sel], gcode,
-                                     codes.worker[sel] if codes.has_workers and "worker" not in by else None,
+                                     codes.clusters[sel] if codes.has_workers and "worker" not in by else None,
                                      n_perm, _rng(seed, "differ")),
             "pairwise": pairwise_clustered([g.summary["_interval"] for g in shown], [g.key for g in shown]),
         }

@@ -109,8 +109,15 @@ def group_interval(c_note: np.ndarray, t_note: np.ndarray, worker_codes: np.ndar
     if k_known < 2:
         iv = {**iv, "se": None, "df": None, "ci": [None, None]}
         notice = "too few workers to estimate: one worker's notes cannot speak for a group"
-    elif k_known < 3:
-        notice = "only two workers: the group and its workers cannot be told apart"
+    else:
+        if k_known < 3:
+            notice = "only two workers: the group and its workers cannot be told apart"
+        # the group's workers in general are never known better than these notes: with two or three
+        # workers the cluster variance rests on one or two degrees of freedom and can come out tiny
+        lo, hi = iv["ci"]
+        nlo, nhi = notes["ci"]
+        if None not in (lo, hi, nlo, nhi):
+            iv = {**iv, "ci": [min(lo, nlo), max(hi, nhi)]}
     out.update(basis="workers", describes=TEAM_DESC, interval=iv, workers=k_known, notice=notice)
     return out
 
@@ -322,7 +329,8 @@ def worker_outliers(c: np.ndarray, t: np.ndarray, team: np.ndarray, worker: np.n
             var = uv[i] + v_ref
             d = float(bw - br)
             se = float(np.sqrt(var)) if var > 0 else None
-            p = float(2 * norm.sf(abs(d) / se)) if se else (1.0 if d == 0 else 0.0)
+            # no variance to test against (one note each side, or identical notes): untestable, never flagged
+            p = float(2 * norm.sf(abs(d) / se)) if se else 1.0
             rows.append({"i": i, "team": str(team_names[tm]), "worker": str(worker_names[units[i][1]]),
                          "notes": units[i][5], "balance": float(bw),
                          "rest_of_team_balance": float(br), "difference": d, "se": se, "p": p,
