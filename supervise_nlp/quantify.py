@@ -162,8 +162,8 @@ def validation_additions(rep: dict[str, Any], validation: dict[str, Any] | None,
                          n_boot: int | None = None, seed: int | None = None) -> dict[str, Any]:
     """What ``report --validation`` adds to a report: a ``validation`` block, and ``corrected`` per group.
 
-    ``table`` (the report's note table) lets the intervals resample notes; without it, a group's
-    segments are resampled as if independent (narrower than it should be: pass the table).
+    ``table`` (the report's note table) lets the intervals resample workers (notes within a
+    worker); without it, a group's segments are resampled as if independent (too narrow: pass it).
     """
     if validation is None:
         return {"validation": {"validated": False, "statement": UNMEASURED}, "groups": [], "overall": None}
@@ -191,15 +191,31 @@ def validation_additions(rep: dict[str, Any], validation: dict[str, Any] | None,
 
     def counts_for(g: dict[str, Any], rows: np.ndarray | None) -> np.ndarray:
         if table is not None and rows is not None:
-            return np.column_stack([table.P[rows], table.C[rows], table.N[rows]])
+            # resample workers, as the report's own intervals do: a group's figure is about its
+            # workers in general (notes with no worker named are their own units)
+            notes = np.column_stack([table.P[rows], table.C[rows], table.N[rows]]).astype(float)
+            workers = np.asarray(table.column("worker"), dtype=object)[rows]
+            known = workers != UNKNOWN
+            if "worker" in rep["by"] or not known.any():
+                return notes
+            units = np.where(known, workers, np.array([f"\x00{i}" for i in range(len(rows))], dtype=object))
+            _, inv = np.unique(units.astype(str), return_inverse=True)
+            sums = np.zeros((inv.max() + 1, K))
+            np.add.at(sums, inv, notes)
+            return sums
         # without the table: one 'note' per segment (ignores clustering)
         return np.repeat(np.eye(K)[[P_, C_, N_]], [g["procedural"], g["change_focused"], g["neutral"]], axis=0)
+
+    from .aggregate import UNKNOWN
 
     groups = []
     for g in rep.get("groups", []):
         rows = _group_rows(table, rep["by"], g["key"]) if table is not None else None
         label = "|".join(str(v) for v in g["key"].values())
-        groups.append(corrected(counts_for(g, rows), clusters, vb, n_boot, _rng(seed, label)))
+        corr = corrected(counts_for(g, rows), clusters, vb, n_boot, _rng(seed, label))
+        if g.get("balance_ci") and g["balance_ci"][0] is None:
+            corr["balance_ci"] = [None, None]  # too few workers to estimate the group: no interval either way
+        groups.append(corr)
     overall = None
     if rep.get("overall"):
         rows = np.arange(len(table)) if table is not None else None

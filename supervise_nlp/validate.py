@@ -647,7 +647,7 @@ def statement(v: dict[str, Any]) -> str:
         parts.append(f"agreement between them kappa {ag['kappa']:.2f}")
     m = v["model"]["population"]
     scored = v["model"]["segments"]
-    parts.append(f"the model's kappa {m['kappa']:.2f} and macro-F1 {m['macro_f1']:.2f} against them"
+    parts.append(f"the model's kappa {_n(m['kappa'])} and macro-F1 {_n(m['macro_f1'])} against them"
                  + (f" (on the {scored:g} segments with an agreed or majority label)"
                     if scored != v["labelled_segments"] else ""))
     return ": ".join(parts[:1]) + ("; " + "; ".join(parts[1:]) if len(parts) > 1 else "")
