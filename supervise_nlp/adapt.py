@@ -25,6 +25,7 @@ from .evaluate import score_outputs
 from .modelio import ModelError, default_model_dir, load_card, load_model
 from .read import corpus_text
 from .train import WEIGHT_KEY, fit, read_weighted
+from .validate import load_labelled
 
 WEIGHT_GRID = (1.0, 3.0, 10.0)
 SCORE_KEYS = ("segments", "macro_f1", "kappa", "accuracy", "team_balance_mae", "note_change_share_mae")
@@ -88,7 +89,7 @@ def adapt(
     files, base_weights, base_card = base_corpus(base)
     base_model = load_model(None if base in (None, "default") else base)
     base_records = read_weighted(files, base_weights)
-    added = read_weighted(list(added_paths))
+    added = load_labelled(list(added_paths))  # corpus JSON Lines or filled sample sheets
     if not added:
         raise ValueError("the added files hold no labelled notes")
     groups, grouped_by = _groups(added)

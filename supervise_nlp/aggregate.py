@@ -1,16 +1,9 @@
-"""Where labelled notes are counted: balances per group, honest intervals, and culture analysis.
+"""Where labelled notes are read into a table, grouped and counted.
 
-Sentences in one note are not independent (one worker, one visit, one style), so every interval
-and test here resamples or permutes whole notes, never sentences:
-
-- a group's **balance** is the codebook's pooled change share, with a percentile bootstrap
-  interval over its notes (fixed seed, so a report is reproducible);
-- **whether groups differ** is a permutation test that shuffles notes between groups; pairwise
-  differences get Bonferroni-widened intervals and Holm-adjusted p-values (statsmodels);
-- the **culture analysis** splits the variation in notes' change share into team, worker-within-
-  team and within-worker parts with a linear mixed model (statsmodels MixedLM, REML), finds
-  workers who differ from the rest of their team, compares each team's supervision with its
-  visits (mirroring), and follows the balance by month and across a milestone.
+Everything is kept as sufficient statistics: per note, the counts of procedural, change-focused
+and neutral segments, and the grouping values. The statistics that turn counts into team-level
+statements (worker-clustered intervals, tests, outliers, milestone, mirroring) are in
+``culture.py``; the binomial mixed model behind the culture analysis is in ``mixed.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +12,6 @@ import datetime as dt
 import hmac
 import re
 import unicodedata
-import warnings
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -29,7 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from .classify import LABELS, change_share
+from .classify import LABELS
+from .culture import (
+    clustered_difference,
+    factorize,
+    group_interval,
+    groups_differ,
+    mirroring_corrected,
+    pairwise_clustered,
+    within_worker_change,
+    worker_outliers,
+)
 
 DERIVED = ("month", "quarter", "year")
 UNKNOWN = "unknown"
@@ -81,20 +83,32 @@ class NoteTable:
     def __len__(self) -> int:
         return len(self.counts)
 
+    def _arrays(self) -> np.ndarray:
+        cached = self.__dict__.get("_counts_array")
+        if cached is None or len(cached) != len(self.counts):
+            cached = np.array(self.counts, dtype=np.int64).reshape(-1, 3)
+            self.__dict__["_counts_array"] = cached
+        return cached
+
     @property
     def P(self) -> np.ndarray:
-        return np.array([c[0] for c in self.counts], dtype=np.int64)
+        return self._arrays()[:, 0]
 
     @property
     def C(self) -> np.ndarray:
-        return np.array([c[1] for c in self.counts], dtype=np.int64)
+        return self._arrays()[:, 1]
 
     @property
     def N(self) -> np.ndarray:
-        return np.array([c[2] for c in self.counts], dtype=np.int64)
+        return self._arrays()[:, 2]
 
     def column(self, key: str) -> np.ndarray:
-        return np.array(self.keys[key], dtype=object)
+        cache = self.__dict__.setdefault("_columns", {})
+        col = cache.get(key)
+        if col is None or len(col) != len(self.keys[key]):
+            col = np.array(self.keys[key], dtype=object)
+            cache[key] = col
+        return col
 
 
 def build_table(
@@ -193,7 +207,10 @@ def _rng(seed: int, label: str) -> np.random.Generator:
 
 
 def bootstrap_balances(C: np.ndarray, P: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Pooled change share of ``n_boot`` resamples of the notes (with replacement)."""
+    """Pooled change share of ``n_boot`` resamples of the notes (with replacement).
+
+    Kept for small, note-level questions; the report's intervals are linearised (culture.py).
+    """
     n = len(C)
     out = np.empty(n_boot)
     if n == 0:
@@ -217,20 +234,71 @@ def percentile_ci(boot: np.ndarray, level: float = 0.95) -> list[float | None]:
     return [float(np.quantile(b, a)), float(np.quantile(b, 1 - a))]
 
 
-def group_summary(C: np.ndarray, P: np.ndarray, N: np.ndarray, boot: np.ndarray) -> dict[str, Any]:
-    shares = [change_share({"procedural": p, "change_focused": c}) for p, c in zip(P.tolist(), C.tolist())]
-    defined = [s for s in shares if s is not None]
-    total_c, total_p = int(C.sum()), int(P.sum())
-    return {
-        "notes": len(C),
+def _ratio(c: float, t: float) -> float | None:
+    return float(c / t) if t > 0 else None
+
+
+@dataclass
+class Codes:
+    """Integer codes for the clustering fields, computed once per report."""
+
+    team: np.ndarray
+    team_names: np.ndarray
+    worker: np.ndarray  # a worker is (team, name): codes unique across teams
+    worker_names: np.ndarray
+    worker_known: np.ndarray
+    has_workers: bool
+
+    @property
+    def clusters(self) -> np.ndarray:
+        """Worker codes with each note of no named worker its own cluster (never one shared 'unknown')."""
+        return np.where(self.worker_known, self.worker, -1 - np.arange(len(self.worker)))
+
+    @classmethod
+    def of(cls, table: NoteTable) -> Codes:
+        teams, workers = table.column("team"), table.column("worker")
+        tc, tn = factorize(teams)
+        known = workers != UNKNOWN
+        pair = np.where(known, teams + "\x1f" + workers, UNKNOWN)
+        wc, wn = factorize(pair)
+        names = np.array([str(x).split("\x1f", 1)[-1] for x in wn], dtype=object)
+        return cls(tc, tn, wc, names, known, bool(known.any()))
+
+
+def group_summary(c: np.ndarray, p: np.ndarray, n: np.ndarray, codes: Codes | None, rows: np.ndarray | None,
+                  within_one_worker: bool = False) -> dict[str, Any]:
+    """Counts, balance and the headline interval of one group (or of everything)."""
+    t = c + p
+    defined = t > 0
+    total_c, total_p = int(c.sum()), int(p.sum())
+    shares = c[defined] / t[defined]
+    iv = group_interval(c.astype(float), t.astype(float),
+                        codes.worker[rows] if codes is not None and codes.has_workers else None,
+                        codes.worker_known[rows] if codes is not None and codes.has_workers else None,
+                        within_one_worker)
+    head, notes = iv["interval"], iv["notes_interval"]
+    out = {
+        "notes": len(c),
         "procedural": total_p,
         "change_focused": total_c,
-        "neutral": int(N.sum()),
-        "balance": change_share({"procedural": total_p, "change_focused": total_c}),
-        "balance_ci": percentile_ci(boot),
-        "change_focused_notes": (sum(s > 0.5 for s in defined) / len(defined)) if defined else None,
-        "classified_notes": len(defined),
+        "neutral": int(n.sum()),
+        "balance": _ratio(total_c, total_c + total_p),
+        "balance_ci": head["ci"],
+        "balance_ci_describes": iv["describes"],
+        "balance_ci_method": (f"95% t interval, workers as clusters (CR2, {head['df']} df)"
+                              if iv["basis"] == "workers" and head["df"] else
+                              "95% t interval, notes as clusters (CR2)" if iv["basis"] == "notes" else
+                              "not estimated"),
+        "balance_se": head["se"],
+        "workers": iv["workers"],
+        "balance_ci_notes": notes["ci"],
+        "change_focused_notes": float(np.mean(shares > 0.5)) if len(shares) else None,
+        "classified_notes": int(defined.sum()),
     }
+    if iv["notice"]:
+        out["notice"] = iv["notice"]
+    out["_interval"] = head  # internal: used for pairwise comparisons, dropped before output
+    return out
 
 
 @dataclass
@@ -238,331 +306,25 @@ class GroupResult:
     key: dict[str, str]
     rows: np.ndarray
     summary: dict[str, Any]
-    boot: np.ndarray
 
 
-def group_by(table: NoteTable, by: Sequence[str], n_boot: int, seed: int) -> list[GroupResult]:
+def group_by(table: NoteTable, by: Sequence[str], codes: Codes | None = None) -> list[GroupResult]:
     cols = [table.column(k) for k in by]
     P, C, N = table.P, table.C, table.N
-    index: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for i, key in enumerate(zip(*cols)):
-        index[key].append(i)
+    if len(cols) == 1:
+        combined = cols[0]
+    else:
+        combined = np.array(["\x1f".join(x) for x in zip(*cols)], dtype=object)
+    gc, _ = factorize(combined)
+    order = np.argsort(gc, kind="stable")
+    bounds = np.r_[0, np.flatnonzero(np.diff(gc[order])) + 1, len(gc)]
     out = []
-    for key, rows in index.items():
-        r = np.array(rows)
-        boot = bootstrap_balances(C[r], P[r], n_boot, _rng(seed, "|".join(key)))
-        out.append(GroupResult(dict(zip(by, key)), r, group_summary(C[r], P[r], N[r], boot), boot))
+    inside_worker = "worker" in by
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        r = order[s:e]
+        key = {k: str(col[r[0]]) for k, col in zip(by, cols)}
+        out.append(GroupResult(key, r, group_summary(C[r], P[r], N[r], codes, r, inside_worker)))
     return out
-
-
-# --- are the groups different? ----------------------------------------------------------------
-
-
-def permutation_test(C: np.ndarray, P: np.ndarray, labels: np.ndarray, n_perm: int, seed: int) -> dict[str, Any]:
-    """Do balances differ between groups more than shuffling notes between them would give?
-
-    Statistic: the segment-weighted spread of group balances around the pooled balance
-    (the numerator of a chi-square), computed on whole notes so clustering is respected.
-    """
-    codes, groups = np.unique(labels, return_inverse=True)
-    k = len(codes)
-    if k < 2:
-        return {"test": "permutation", "groups": k, "p_value": None}
-
-    def stat(g: np.ndarray) -> float:
-        c = np.bincount(g, weights=C, minlength=k)
-        p = np.bincount(g, weights=P, minlength=k)
-        tot = c + p
-        overall = c.sum() / max(tot.sum(), 1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bal = np.where(tot > 0, c / np.maximum(tot, 1), overall)
-        return float(np.sum(tot * (bal - overall) ** 2))
-
-    observed = stat(groups)
-    rng = np.random.default_rng(seed)
-    exceed = sum(stat(rng.permutation(groups)) >= observed - 1e-12 for _ in range(n_perm))
-    return {
-        "test": "permutation test on notes (statistic: segment-weighted spread of group balances)",
-        "groups": k,
-        "statistic": observed,
-        "permutations": n_perm,
-        "p_value": (exceed + 1) / (n_perm + 1),
-    }
-
-
-def pairwise(groups: Sequence[GroupResult], alpha: float = 0.05) -> list[dict[str, Any]]:
-    """Every pair's difference in balance, with Bonferroni intervals and Holm-adjusted p-values."""
-    from scipy.stats import norm
-    from statsmodels.stats.multitest import multipletests
-
-    pairs = []
-    for i in range(len(groups)):
-        for j in range(i + 1, len(groups)):
-            a, b = groups[i], groups[j]
-            if a.summary["balance"] is None or b.summary["balance"] is None:
-                continue
-            se = float(np.sqrt(np.nanvar(a.boot) + np.nanvar(b.boot)))
-            diff = a.summary["balance"] - b.summary["balance"]
-            testable = bool(np.isfinite(se) and se > 0 and a.summary["notes"] >= 2 and b.summary["notes"] >= 2)
-            p = float(2 * norm.sf(abs(diff) / se)) if testable else None
-            pairs.append({"a": a.key, "b": b.key, "difference": diff, "se": se if testable else None, "p": p})
-    tested = [x for x in pairs if x["p"] is not None]
-    m = len(tested)
-    if m:
-        z = norm.ppf(1 - alpha / (2 * m))
-        adjusted = multipletests([x["p"] for x in tested], alpha=alpha, method="holm")[1]
-        for x, adj in zip(tested, adjusted):
-            x["ci_bonferroni"] = [x["difference"] - z * x["se"], x["difference"] + z * x["se"]]
-            x["p_holm"] = float(adj)
-            x["significant"] = bool(adj < alpha)
-    for x in pairs:
-        if x["p"] is None:  # a single note, or no variation between resamples: nothing to test
-            x.update({"ci_bonferroni": [None, None], "p_holm": None, "significant": None})
-    return pairs
-
-
-# --- culture: team, worker, within ---------------------------------------------------------------
-
-
-def variance_components(shares: np.ndarray, teams: np.ndarray, workers: np.ndarray) -> dict[str, Any]:
-    """Split note change-share variance into team, worker-within-team and within-worker parts.
-
-    A linear mixed model with random intercepts for team and for worker nested in team, fitted
-    by REML (statsmodels MixedLM). In a balanced design its estimates equal the classic nested
-    ANOVA ones; it also copes with unbalanced data, which real teams always are.
-    """
-    import pandas as pd
-    import statsmodels.formula.api as smf
-
-    df = pd.DataFrame({"share": shares, "team": teams, "worker": [f"{t}|{w}" for t, w in zip(teams, workers)]})
-    if df["team"].nunique() < 2 or df["worker"].nunique() <= df["team"].nunique():
-        return {"method": None, "reason": "needs at least two teams and more workers than teams"}
-    if float(np.var(shares)) == 0.0:
-        return {"method": None, "reason": "every note has the same change share: there is no variation to split"}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model = smf.mixedlm("share ~ 1", df, groups=df["team"], re_formula="1",
-                                vc_formula={"worker": "0 + C(worker)"})
-            fit = model.fit(reml=True, method=["lbfgs", "powell"])
-        except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as e:
-            return {"method": None, "reason": f"the mixed model could not be fitted ({e})"}
-    team_var = max(float(fit.cov_re.iloc[0, 0]), 0.0)
-    worker_var = max(float(fit.vcomp[0]), 0.0)
-    within = float(fit.scale)
-    total = team_var + worker_var + within
-    notes_msgs = sorted({str(w.message).splitlines()[0] for w in caught if "converge" in str(w.message).lower()})
-    return {
-        "method": "linear mixed model (REML): note change share ~ 1 + (1 | team) + (1 | team:worker)",
-        "notes": int(len(df)),
-        "teams": int(df["team"].nunique()),
-        "workers": int(df["worker"].nunique()),
-        "variance": {"team": team_var, "worker_within_team": worker_var, "within_worker": within},
-        "share_of_variance": {"team": team_var / total, "worker_within_team": worker_var / total,
-                              "within_worker": within / total},
-        "icc_team": team_var / total,
-        "icc_worker": (team_var + worker_var) / total,
-        "mean_share": float(fit.fe_params.iloc[0]),
-        "warnings": notes_msgs,
-    }
-
-
-def _pair_permutation_p(Ca: np.ndarray, Pa: np.ndarray, Cb: np.ndarray, Pb: np.ndarray, n_perm: int,
-                        rng: np.random.Generator) -> float:
-    """Two-sided permutation p-value for a difference in pooled change share, shuffling notes."""
-    C = np.concatenate([Ca, Cb]).astype(float)
-    P = np.concatenate([Pa, Pb]).astype(float)
-    is_a = np.zeros(len(C), dtype=bool)
-    is_a[: len(Ca)] = True
-
-    def diff(mask: np.ndarray) -> np.ndarray:
-        ca, pa = mask @ C, mask @ P
-        cb, pb = (~mask) @ C, (~mask) @ P
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.abs(ca / (ca + pa) - cb / (cb + pb))
-
-    observed = diff(is_a[None, :])[0]
-    perms = rng.permuted(np.tile(is_a, (n_perm, 1)), axis=1)
-    null = diff(perms)
-    return float((np.sum(null >= observed - 1e-12) + 1) / (n_perm + 1))
-
-
-def outlier_workers(table: NoteTable, min_notes: int, n_boot: int, seed: int, alpha: float = 0.05,
-                    n_perm: int = 2000) -> list[dict[str, Any]]:
-    """Workers whose recording differs from each of their colleagues in the team.
-
-    Every pair of workers in a team (each with ``min_notes`` notes) is compared by a permutation
-    test that shuffles their notes; p-values are Holm-adjusted within the team (the question asked
-    is "is anyone in this team unusual?"). A worker in a team of three or more is an ``outlier``
-    only when they differ significantly, in the same direction, from *each* colleague, so a real
-    outlier does not make their colleagues look unusual too.
-    With two workers the data cannot say which is unusual: the pair is reported as differing.
-    """
-    from statsmodels.stats.multitest import multipletests
-
-    teams, workers = table.column("team"), table.column("worker")
-    C, P = table.C, table.P
-    pairs: list[dict[str, Any]] = []
-    members: dict[str, list[str]] = {}
-    for team in np.unique(teams):
-        in_team = teams == team
-        names = [str(w) for w in np.unique(workers[in_team])
-                 if w != UNKNOWN and (in_team & (workers == w)).sum() >= min_notes]
-        if len(names) < 2:
-            continue
-        members[str(team)] = names
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                ma, mb = in_team & (workers == a), in_team & (workers == b)
-                ba = change_share({"procedural": int(P[ma].sum()), "change_focused": int(C[ma].sum())})
-                bb = change_share({"procedural": int(P[mb].sum()), "change_focused": int(C[mb].sum())})
-                if ba is None or bb is None:
-                    continue
-                p = _pair_permutation_p(C[ma], P[ma], C[mb], P[mb], n_perm, _rng(seed, f"pair|{team}|{a}|{b}"))
-                pairs.append({"team": str(team), "a": a, "b": b, "difference": ba - bb, "p": p})
-    if not pairs:
-        return []
-    for team in members:
-        in_team = [x for x in pairs if x["team"] == team]
-        if not in_team:
-            continue
-        adjusted = multipletests([x["p"] for x in in_team], alpha=alpha, method="holm")[1]
-        for x, adj in zip(in_team, adjusted):
-            x["p_holm"] = float(adj)
-    rows = []
-    for team, names in members.items():
-        for w in names if len(names) > 2 else names[:1]:
-            mine = (teams == team) & (workers == w)
-            rest = (teams == team) & (workers != w) & np.isin(workers, names)
-            wb = change_share({"procedural": int(P[mine].sum()), "change_focused": int(C[mine].sum())})
-            rb = change_share({"procedural": int(P[rest].sum()), "change_focused": int(C[rest].sum())})
-            mine_pairs = [x for x in pairs if x["team"] == team and w in (x["a"], x["b"])]
-            if wb is None or rb is None or not mine_pairs:
-                continue
-            signs = {np.sign(x["difference"] if x["a"] == w else -x["difference"]) for x in mine_pairs}
-            all_differ = all(x["p_holm"] < alpha for x in mine_pairs) and len(signs) == 1
-            bm = bootstrap_balances(C[mine], P[mine], n_boot, _rng(seed, f"w|{team}|{w}"))
-            br = bootstrap_balances(C[rest], P[rest], n_boot, _rng(seed, f"r|{team}|{w}"))
-            row = {"team": team, "worker": w, "notes": int(mine.sum()), "balance": wb,
-                   "rest_of_team_balance": rb, "difference": wb - rb,
-                   "ci": percentile_ci(bm - br), "team_workers": len(names),
-                   "p": max(x["p"] for x in mine_pairs), "p_holm": max(x["p_holm"] for x in mine_pairs),
-                   "outlier": all_differ and len(names) >= 3, "pair_differs": all_differ and len(names) == 2}
-            if len(names) == 2:
-                row["other_worker"] = names[1]
-            rows.append(row)
-    return sorted(rows, key=lambda r: r["p_holm"])
-
-
-def mirroring(table: NoteTable, min_notes: int, n_boot: int, seed: int) -> dict[str, Any]:
-    """Each team's supervision balance against its visit balance, and how they move together."""
-    from scipy.stats import pearsonr, spearmanr
-
-    teams = table.column("team")
-    types = np.array([str(t).strip().lower() for t in table.column("type")], dtype=object)
-    C, P = table.C, table.P
-    rows = []
-    for team in np.unique(teams):
-        entry: dict[str, Any] = {"team": str(team)}
-        ok = True
-        for kind in ("supervision", "visit"):
-            m = (teams == team) & (types == kind)
-            bal = change_share({"procedural": int(P[m].sum()), "change_focused": int(C[m].sum())})
-            if m.sum() < min_notes or bal is None:
-                ok = False
-                break
-            boot = bootstrap_balances(C[m], P[m], n_boot, _rng(seed, f"m|{team}|{kind}"))
-            entry[kind] = {"notes": int(m.sum()), "balance": bal, "balance_ci": percentile_ci(boot)}
-        if ok:
-            entry["gap"] = entry["supervision"]["balance"] - entry["visit"]["balance"]
-            rows.append(entry)
-    out: dict[str, Any] = {"teams": rows}
-    if len(rows) >= 3:
-        s = np.array([r["supervision"]["balance"] for r in rows])
-        v = np.array([r["visit"]["balance"] for r in rows])
-        r, p = pearsonr(s, v)
-        out["pearson_r"] = float(r)
-        out["pearson_p"] = float(p)
-        if len(rows) > 3 and abs(r) < 1:
-            z, se = np.arctanh(r), 1 / np.sqrt(len(rows) - 3)
-            out["pearson_r_ci"] = [float(np.tanh(z - 1.96 * se)), float(np.tanh(z + 1.96 * se))]
-        out["spearman_rho"] = float(spearmanr(s, v)[0])
-        out["mean_absolute_gap"] = float(np.mean(np.abs(s - v)))
-    return out
-
-
-def trend(table: NoteTable, n_boot: int, seed: int, milestone: dt.date | None = None,
-          stratum: str | None = None, min_notes: int = 1) -> dict[str, Any]:
-    """Balance by month and, across a milestone date, before against after.
-
-    Beside the raw before/after change, the change *within* each stratum (team, by default) is
-    averaged with segment weights, so a shift in which teams wrote the notes is not mistaken for
-    a change in how they write.
-    """
-    months = table.column("month") if "month" in table.keys else np.array(
-        [f"{d.year}-{d.month:02d}" if d else UNKNOWN for d in table.dates], dtype=object)
-    C, P = table.C, table.P
-    series = []
-    held_months = 0
-    for m in sorted(set(months.tolist()) - {UNKNOWN}):
-        sel = months == m
-        if sel.sum() < min_notes:  # small months are not shown on their own either
-            held_months += 1
-            continue
-        boot = bootstrap_balances(C[sel], P[sel], n_boot, _rng(seed, f"month|{m}"))
-        series.append({"month": m, "notes": int(sel.sum()),
-                       "balance": change_share({"procedural": int(P[sel].sum()), "change_focused": int(C[sel].sum())}),
-                       "balance_ci": percentile_ci(boot)})
-    out: dict[str, Any] = {"by_month": series, "months_held_back": held_months}
-    if milestone:
-        dated = np.array([d is not None for d in table.dates])
-        after = np.array([d is not None and d >= milestone for d in table.dates])
-        before = dated & ~after
-        parts = {}
-        boots = {}
-        for name, sel in (("before", before), ("after", after)):
-            boots[name] = bootstrap_balances(C[sel], P[sel], n_boot, _rng(seed, f"milestone|{name}"))
-            parts[name] = {"notes": int(sel.sum()),
-                           "balance": change_share({"procedural": int(P[sel].sum()),
-                                                    "change_focused": int(C[sel].sum())}),
-                           "balance_ci": percentile_ci(boots[name])}
-        change = None
-        if parts["before"]["balance"] is not None and parts["after"]["balance"] is not None:
-            change = parts["after"]["balance"] - parts["before"]["balance"]
-        out["milestone"] = {"date": milestone.isoformat(), **parts, "change": change,
-                            "change_ci": percentile_ci(boots["after"] - boots["before"])}
-        if stratum and stratum in table.keys:
-            out["milestone"]["within"] = within_change(table, stratum, before, after, n_boot, seed)
-    return out
-
-
-def within_change(table: NoteTable, stratum: str, before: np.ndarray, after: np.ndarray, n_boot: int,
-                  seed: int) -> dict[str, Any]:
-    """Segment-weighted mean of each stratum's after-minus-before balance, stratified bootstrap CI."""
-    C, P = table.C, table.P
-    col = table.column(stratum)
-    diffs, weights, boots = [], [], []
-    for g in np.unique(col):
-        b, a = before & (col == g), after & (col == g)
-        tb, ta = int(C[b].sum() + P[b].sum()), int(C[a].sum() + P[a].sum())
-        if not tb or not ta:
-            continue
-        diffs.append(C[a].sum() / ta - C[b].sum() / tb)
-        weights.append(tb + ta)
-        boots.append(bootstrap_balances(C[a], P[a], n_boot, _rng(seed, f"wa|{g}"))
-                     - bootstrap_balances(C[b], P[b], n_boot, _rng(seed, f"wb|{g}")))
-    if not diffs:
-        return {"by": stratum, "groups": 0, "change": None, "change_ci": [None, None]}
-    w = np.array(weights, dtype=float) / sum(weights)
-    return {"by": stratum, "groups": len(diffs), "change": float(np.dot(w, diffs)),
-            "change_ci": percentile_ci(np.nansum(np.vstack(boots) * w[:, None], axis=0))}
-
-
-def note_shares(table: NoteTable) -> tuple[np.ndarray, np.ndarray]:
-    """Each note's change share, and which notes have one."""
-    C, P = table.C.astype(float), table.P.astype(float)
-    ok = (C + P) > 0
-    return np.where(ok, C / np.maximum(C + P, 1), np.nan), ok
 
 
 # --- the whole report ----------------------------------------------------------------------------
@@ -579,9 +341,12 @@ def build_report(
     milestone: dt.date | None = None,
     include_examples: int = 0,
     culture: bool = True,
+    max_model_rows: int = 12_000,
+    type_map: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows, as plain data (the JSON format is exactly this)."""
-    groups = group_by(table, by, n_boot, seed)
+    codes = Codes.of(table)
+    groups = group_by(table, by, codes)
     shown = [g for g in groups if g.summary["notes"] >= min_notes]
     held = [g for g in groups if g.summary["notes"] < min_notes]
     if len(held) == 1 and shown and min_notes > 1:
@@ -590,57 +355,211 @@ def build_report(
         shown.remove(smallest)
         held.append(smallest)
     shown.sort(key=lambda g: (g.summary["balance"] is None, g.summary["balance"] or 0))
+    in_date_order = any(k in DERIVED for k in by)
+    if in_date_order:  # months, quarters and years run in date order, 'unknown' last
+        shown.sort(key=lambda g: [(g.key[k] == UNKNOWN, g.key[k]) for k in by])
     rows = []
     for g in shown:
-        row = {"key": g.key, **g.summary}
+        row = {"key": g.key, **_public(g.summary)}
         if include_examples:
             row["examples"] = top_examples(table, g.rows, include_examples)
         rows.append(row)
-    overall_boot = bootstrap_balances(table.C, table.P, n_boot, _rng(seed, "overall"))
+    C, P = table.C, table.P
+    overall = group_summary(C, P, table.N, codes, np.arange(len(table)), "worker" in by) if len(table) else None
     report: dict[str, Any] = {
         "input": input_counts,
         "by": list(by),
         "min_notes": min_notes,
+        "groups_order": "date" if in_date_order else "balance",
         "groups": rows,
         "held_back": {"groups": len(held), "notes": int(sum(g.summary["notes"] for g in held))},
-        "overall": group_summary(table.C, table.P, table.N, overall_boot) if len(table) else None,
+        "overall": _public(overall) if overall else None,
         "data_quality": dict(table.quality),
         "method": {"bootstrap_resamples": n_boot, "permutations": n_perm, "seed": seed,
-                   "interval": "95% percentile bootstrap over notes"},
+                   "interval": ("95% t interval with workers as clusters (cluster-robust CR2 variance of the "
+                                "pooled share, k-1 df): describes the group allowing for differences between "
+                                "its workers" if codes.has_workers else
+                                "95% t interval with notes as clusters (no workers named): describes these notes"),
+                   "interval_notes": "balance_ci_notes: 95% interval over notes (these notes only)"},
     }
     if len(shown) >= 2:
-        labels = np.empty(len(table), dtype=object)
-        labels[:] = None
-        for i, g in enumerate(shown):
-            labels[g.rows] = str(i)
-        keep = np.array([x is not None for x in labels])
+        sel = np.concatenate([g.rows for g in shown])
+        gcode = np.concatenate([np.full(len(g.rows), i) for i, g in enumerate(shown)])
+        t_all = (C + P).astype(float)
         report["comparison"] = {
-            "overall": permutation_test(table.C[keep], table.P[keep], labels[keep].astype(str), n_perm, seed),
-            "pairwise": pairwise(shown),
+            "overall": groups_differ(C[sel].astype(float), t_all[sel], gcode,
+                                     codes.clusters[sel] if codes.has_workers and "worker" not in by else None,
+                                     n_perm, _rng(seed, "differ")),
+            "pairwise": pairwise_clustered([g.summary["_interval"] for g in shown], [g.key for g in shown]),
         }
     else:
         report["comparison"] = {"overall": None, "pairwise": []}
-    report["culture"] = culture_analysis(table, min_notes, n_boot, seed, milestone, n_perm) \
-        if culture and len(table) else None
+    report["culture"] = culture_analysis(table, codes, min_notes, n_boot, seed, milestone, max_model_rows,
+                                         type_map) if culture and len(table) else None
     from .suppress import enforce
 
-    return enforce(report, table, by, min_notes, n_perm, seed)  # across every section, in one place
+    # across every section, in one place; report --validation corrects only the groups left shown
+    return enforce(report, table, by, min_notes, n_perm, seed, codes=codes, type_map=type_map)
 
 
-def culture_analysis(table: NoteTable, min_notes: int, n_boot: int, seed: int,
-                     milestone: dt.date | None, n_perm: int = 2000) -> dict[str, Any]:
+def _public(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if not k.startswith("_")}
+
+
+def culture_analysis(table: NoteTable, codes: Codes, min_notes: int, n_boot: int, seed: int,
+                     milestone: dt.date | None, max_model_rows: int = 12_000,
+                     type_map: dict[str, str] | None = None) -> dict[str, Any]:
+    from .mixed import fit_mixed
+    from .note_types import read_types, why_no_mirroring
+
     out: dict[str, Any] = {}
-    shares, ok = note_shares(table)
-    teams, workers, types = table.column("team"), table.column("worker"), table.column("type")
-    known = ok & (teams != UNKNOWN) & (workers != UNKNOWN)
+    C, P = table.C, table.P
+    T = C + P
+    teams = table.column("team")
+    known = (T > 0) & (teams != UNKNOWN) & codes.worker_known
     if known.sum() >= 10:
-        out["variance"] = variance_components(shares[known], teams[known], workers[known])
+        out["variance"] = fit_mixed(C[known], T[known], codes.team[known], codes.worker[known],
+                                    codes.team_names, codes.worker_names, seed=seed, max_rows=max_model_rows)
     else:
         out["variance"] = {"method": None, "reason": "needs team and worker on at least 10 classified notes"}
-    out["outlier_workers"] = outlier_workers(table, min_notes, n_boot, seed, n_perm=n_perm)
-    kinds = {str(t).strip().lower() for t in types.tolist()}
-    out["mirroring"] = mirroring(table, min_notes, n_boot, seed) if {"supervision", "visit"} <= kinds else None
-    out["trend"] = trend(table, n_boot, seed, milestone, stratum="team", min_notes=min_notes)
+    sel = (teams != UNKNOWN) & codes.worker_known
+    res = worker_outliers(C[sel].astype(float), T[sel].astype(float), codes.team[sel], codes.worker[sel],
+                          codes.team_names, codes.worker_names, min_notes)
+    out["outlier_workers"] = res.pop("workers")
+    out["outlier_rule"] = res
+    kinds, type_info = read_types(table.column("type").tolist(), type_map)
+    types = np.array(kinds, dtype=object)
+    mir = mirroring(table, codes, types, min_notes, n_boot, seed) \
+        if {"supervision", "visit"} <= set(kinds) else {"teams": []}
+    if "pearson_r" not in mir:
+        mir["reason"] = why_no_mirroring(type_info, min_notes, len(mir["teams"]),
+                                         bool((table.column("type") == UNKNOWN).all()))
+    mir["types_read_as"] = type_info["read_as"]
+    out["mirroring"] = mir
+    out["trend"] = trend(table, codes, milestone, min_notes=min_notes)
+    return out
+
+
+def _worker_interval(c: np.ndarray, t: np.ndarray, w: np.ndarray, known: np.ndarray) -> dict[str, Any]:
+    return group_interval(c.astype(float), t.astype(float), w, known, False)
+
+
+def mirroring(table: NoteTable, codes: Codes, types: np.ndarray, min_notes: int, n_boot: int,
+              seed: int) -> dict[str, Any]:
+    """Each team's supervision balance against its visit balance, and how their true values move together."""
+    from scipy.stats import pearsonr, spearmanr
+
+    C, P = table.C.astype(float), table.P.astype(float)
+    T = C + P
+    rows, noise = [], []
+    order = np.argsort(codes.team, kind="stable")
+    bounds = np.r_[0, np.flatnonzero(np.diff(codes.team[order])) + 1, len(order)]
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        r = order[s:e]
+        name = str(codes.team_names[codes.team[r[0]]])
+        if name == UNKNOWN:
+            continue
+        entry: dict[str, Any] = {"team": name}
+        parts = {}
+        for kind in ("supervision", "visit"):
+            m = r[types[r] == kind]
+            if len(m) < min_notes or T[m].sum() == 0:
+                break
+            iv = _worker_interval(C[m], T[m], codes.worker[m], codes.worker_known[m])
+            head = iv["interval"]
+            se = head["se"] if head["se"] is not None else iv["notes_interval"]["se"]
+            entry[kind] = {"notes": int(len(m)), "balance": head["ratio"], "balance_ci": head["ci"],
+                           "workers": iv["workers"]}
+            parts[kind] = (m, head["ratio"], se)
+        if len(parts) < 2:
+            continue
+        entry["gap"] = entry["supervision"]["balance"] - entry["visit"]["balance"]
+        (ms, rs, ses), (mv, rv, sev) = parts["supervision"], parts["visit"]
+        # noise covariance: the same workers write both kinds of notes
+        ws = np.bincount(codes.worker[ms], weights=C[ms] - rs * T[ms], minlength=len(codes.worker_names))
+        wv = np.bincount(codes.worker[mv], weights=C[mv] - rv * T[mv], minlength=len(codes.worker_names))
+        kboth = int(np.sum((ws != 0) | (wv != 0)))
+        cov = float(np.sum(ws * wv)) / (T[ms].sum() * T[mv].sum()) * (kboth / max(kboth - 1, 1))
+        noise.append((ses or 0.0) ** 2)
+        noise.append((sev or 0.0) ** 2)
+        noise.append(cov)
+        rows.append(entry)
+    out: dict[str, Any] = {"teams": rows}
+    if len(rows) >= 3:
+        s = np.array([r["supervision"]["balance"] for r in rows])
+        v = np.array([r["visit"]["balance"] for r in rows])
+        nz = np.array(noise).reshape(-1, 3)
+        r_obs, p = pearsonr(s, v)
+        out["pearson_r"] = float(r_obs)
+        out["pearson_p"] = float(p)
+        out["pearson_r_describes"] = "these estimates: noise in each team's two balances pulls it towards zero"
+        corr = mirroring_corrected(s, v, nz[:, 0], nz[:, 1], nz[:, 2], n_boot, _rng(seed, "mirroring"))
+        out["r_corrected"] = corr["r"]
+        out["r_corrected_ci"] = corr["ci"]
+        out["r_corrected_describes"] = ("the teams' true supervision and visit balances, corrected for the noise in "
+                                        "each estimate (disattenuation; bootstrap over teams)")
+        out["reliability"] = corr["reliability"]
+        out["spearman_rho"] = float(spearmanr(s, v)[0])
+        out["mean_absolute_gap"] = float(np.mean(np.abs(s - v)))
+        ns = np.array([r["supervision"]["notes"] for r in rows])
+        nv = np.array([r["visit"]["notes"] for r in rows])
+        out["notes_per_type"] = {"supervision": {"min": int(ns.min()), "median": float(np.median(ns))},
+                                 "visit": {"min": int(nv.min()), "median": float(np.median(nv))}}
+    return out
+
+
+def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_notes: int = 1) -> dict[str, Any]:
+    """Balance by month and, across a milestone date, before against after, within the same workers."""
+    months = table.column("month") if "month" in table.keys else np.array(
+        [f"{d.year}-{d.month:02d}" if d else UNKNOWN for d in table.dates], dtype=object)
+    C, P = table.C, table.P
+    T = C + P
+    wk = codes.worker if codes.has_workers else None
+    mc, mn = factorize(months)
+    counts = np.bincount(mc, minlength=len(mn))
+    series = []
+    held_months = 0
+    order = np.argsort(mc, kind="stable")
+    bounds = np.r_[0, np.flatnonzero(np.diff(mc[order])) + 1, len(order)]
+    rows_of = {int(mc[order[s]]): order[s:e] for s, e in zip(bounds[:-1], bounds[1:])}
+    for i in sorted(range(len(mn)), key=lambda j: str(mn[j])):
+        m = str(mn[i])
+        if m == UNKNOWN:
+            continue
+        if counts[i] < min_notes:  # small months are not shown on their own either
+            held_months += 1
+            continue
+        r = rows_of[i]
+        iv = group_interval(C[r].astype(float), T[r].astype(float), None if wk is None else wk[r],
+                            None if wk is None else codes.worker_known[r], False)
+        series.append({"month": m, "notes": int(len(r)), "balance": _ratio(C[r].sum(), T[r].sum()),
+                       "balance_ci": iv["interval"]["ci"], "balance_ci_describes": iv["describes"]})
+    out: dict[str, Any] = {"by_month": series, "months_held_back": held_months}
+    if milestone:
+        dated = np.array([d is not None for d in table.dates])
+        after = np.array([d is not None and d >= milestone for d in table.dates])
+        before = dated & ~after
+        parts = {}
+        for name, sel in (("before", before), ("after", after)):
+            r = np.flatnonzero(sel)
+            iv = group_interval(C[r].astype(float), T[r].astype(float), None if wk is None else wk[r],
+                                None if wk is None else codes.worker_known[r], False)
+            parts[name] = {"notes": int(len(r)), "balance": _ratio(C[r].sum(), T[r].sum()),
+                           "balance_ci": iv["interval"]["ci"]}
+        r = np.flatnonzero(dated)
+        cluster = np.where(codes.worker_known[r], codes.worker[r], -1 - r) if wk is not None else r
+        raw = clustered_difference(C[r], T[r], after[r].astype(np.int64), cluster)
+        ci = raw["change_ci"] or [None, None]
+        out["milestone"] = {"date": milestone.isoformat(), **parts, "change": raw["change"],
+                            "change_ci": raw["change_ci"],
+                            "verdict": ("not estimated" if ci[0] is None else "a clear rise" if ci[0] > 0 else
+                                        "a clear fall" if ci[1] < 0 else "no clear change"),
+                            "change_describes": "all notes after against all notes before (workers as clusters); "
+                                                "changes in who wrote the notes count here"}
+        if wk is not None:
+            kn = codes.worker_known
+            out["milestone"]["within"] = within_worker_change(C[kn].astype(float), T[kn].astype(float),
+                                                              codes.worker[kn], after[kn], dated[kn])
     return out
 
 

@@ -24,7 +24,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "Labels each segment of a social-work note `procedural`, `change_focused` or `neutral`, per the "
         "project's codebook (docs/codebook.md, version 2). "
-        + (f"Trained on {tr['description']}. " if tr.get("description") else "")
+        + f"Trained on {tr.get('description') or 'the files listed below'}. "
         + "Every score below is measured on notes the scored model never trained on.",
         "",
     ]
@@ -62,7 +62,8 @@ def card_markdown(card: dict[str, Any]) -> str:
                       f"kappa {_f(base['kappa'])}, team balance MAE {_f(base['team_balance_mae'])}."]
         lines += ["", *_group_table(cv), ""]
         if cv.get("by_register"):
-            lines += ["The same held-out labels by kind of recording ('(none)' is the original synthetic sample):", "",
+            lines += ["The same held-out labels by kind of recording ('(none)': notes without a register field):",
+                      "",
                       "| recording | segments | macro-F1 | kappa |", "|---|---:|---:|---:|"]
             for name, s in cv["by_register"].items():
                 lines.append(f"| {name} | {s['segments']} | {_f(s['macro_f1'])} | {_f(s['kappa'])} |")

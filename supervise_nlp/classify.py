@@ -11,11 +11,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
 
-from .features import SegmentFeaturizer
+from .features import SegmentFeatures
 from .segment import Segment, get_nlp, segments_of
 
 LABELS = ("procedural", "change_focused", "neutral")
@@ -24,8 +21,14 @@ NOTE_LABELS = ("procedural", "change_focused", "unclassified")
 OUTPUT_KEYS = ("label", "change_share", "counts", "segments")
 
 
-def build_pipeline(C: float = 10.0, class_weight: str | None = "balanced", **featurizer_params: Any) -> Pipeline:
-    """The default segment classifier, untrained."""
+def build_pipeline(C: float = 10.0, class_weight: str | None = "balanced", **featurizer_params: Any) -> Any:
+    """The default segment classifier, untrained (a scikit-learn ``Pipeline``)."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from .features import SegmentFeaturizer
+
     return Pipeline(
         [
             ("features", SegmentFeaturizer(**featurizer_params)),
@@ -50,14 +53,14 @@ def note_label(share: float | None) -> str:
 class NoteLabeller:
     """Labels whole notes: segment, featurise and predict in batches, one pipeline per process."""
 
-    def __init__(self, model: Pipeline, batch_size: int = 256):
+    def __init__(self, model: Any, batch_size: int = 256):
         self.model = model
         self.batch_size = batch_size
         self.classes_ = [str(c) for c in model.classes_]
         self._order = [self.classes_.index(lab) for lab in LABELS]
         # a pipeline that starts with our featurizer reads spans; any other (a researcher's
         # text pipeline, a baseline) gets the segment text
-        self._takes_spans = isinstance(model.steps[0][1], SegmentFeaturizer) if hasattr(model, "steps") else False
+        self._takes_spans = isinstance(model.steps[0][1], SegmentFeatures) if hasattr(model, "steps") else False
         get_nlp()  # build the segmenter now: part of start-up, not of the first batch
 
     def segment_probabilities(self, segments: Sequence[Segment | str]) -> np.ndarray:
@@ -132,3 +135,66 @@ def labelled_notes(results: Iterable[tuple[Any, dict[str, Any] | None]],
                     p = (s.get("p") or {}).get(lab, 0.0)
                     ex.append((text[s["start"]:s["end"]], lab, p))
         yield out, out["counts"], ex
+
+
+# --- the fitted default pipeline without scikit-learn -----------------------------------------
+# Labelling needs three steps of arithmetic: features, tf-idf weighting, a multinomial logistic
+# regression. Importing scikit-learn (and skops to load it) costs more start-up than reading a
+# small file takes, so ``modelio.load_model(light=True)`` builds these stand-ins from the same
+# verified model file. Each repeats, operation for operation, what scikit-learn 1.9 does, so the
+# probabilities are the same to the last bit (tests compare them on every corpus segment).
+
+
+class LightTfidf:
+    """``TfidfTransformer.transform`` (norm l2 or none, idf, sublinear tf) on a CSR matrix."""
+
+    def __init__(self, idf: np.ndarray | None, sublinear_tf: bool, norm: str | None):
+        self.idf_, self.sublinear_tf, self.norm = idf, sublinear_tf, norm
+
+    def transform(self, X: Any) -> Any:
+        import scipy.sparse as sp
+
+        X = sp.csr_matrix(X, dtype=np.float64, copy=True)
+        if self.sublinear_tf:
+            np.log(X.data, X.data)
+            X.data += 1.0
+        if self.idf_ is not None:
+            X.data *= self.idf_[X.indices]
+        if self.norm == "l2":
+            # sklearn's inplace_csr_row_normalize_l2: a sequential sum of squares per row, in
+            # storage order (csr_matvec sums the same way), square root, divide; empty rows stay
+            sq = sp.csr_matrix((X.data * X.data, X.indices, X.indptr), shape=X.shape)
+            norms = np.sqrt(sq @ np.ones(X.shape[1]))
+            norms[norms == 0.0] = 1.0
+            X.data /= np.repeat(norms, np.diff(X.indptr))
+        return X
+
+
+class LightLogistic:
+    """``LogisticRegression.predict_proba`` for three or more classes (softmax of the scores)."""
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray):
+        self.coef_, self.intercept_, self.classes_ = coef, intercept, classes
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return X @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        scores = self.decision_function(X)
+        scores -= np.max(scores, axis=1).reshape((-1, 1))
+        np.exp(scores, out=scores)
+        scores /= np.sum(scores, axis=1).reshape((-1, 1))
+        return scores
+
+
+class LightPipeline:
+    """The pipeline's steps and ``predict_proba``, as ``NoteLabeller`` and ``explain`` use them."""
+
+    def __init__(self, steps: list[tuple[str, Any]]):
+        self.steps = steps
+        self.classes_ = steps[-1][1].classes_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        for _, step in self.steps[:-1]:
+            X = step.transform(X)
+        return self.steps[-1][1].predict_proba(X)

@@ -78,13 +78,100 @@ def calibration(y_idx: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[st
     return {"ece": float(ece), "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))}
 
 
-def evaluate_records(labeller: NoteLabeller, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Every measure for one model on one labelled set."""
+def evaluate_records(labeller: NoteLabeller, records: Sequence[dict[str, Any]],
+                     keep_note_confusions: bool = False) -> dict[str, Any]:
+    """Every measure for one model on one labelled set.
+
+    With ``keep_note_confusions`` the result keeps each note's confusion matrix (under
+    ``_note_confusions``, not JSON), for intervals and paired comparisons over notes.
+    """
     outputs = list(labeller.label_texts(corpus_text(r) for r in records))
-    return score_outputs(records, outputs)
+    return score_outputs(records, outputs, keep_note_confusions)
 
 
-def score_outputs(records: Sequence[dict[str, Any]], outputs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def note_confusions(records, y_true: Sequence[str], y_pred: Sequence[str]) -> np.ndarray:
+    """One 3x3 confusion matrix (gold rows, predicted columns) per note, shape (notes, 3, 3)."""
+    idx = {lab: i for i, lab in enumerate(LABELS)}
+    out = np.zeros((len(records), len(LABELS), len(LABELS)), dtype=np.int64)
+    pos = 0
+    for n, rec in enumerate(records):
+        for t, p in zip(y_true[pos:pos + len(rec["segments"])], y_pred[pos:pos + len(rec["segments"])]):
+            out[n, idx[t], idx[p]] += 1
+        pos += len(rec["segments"])
+    return out
+
+
+def _f1_kappa(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Macro-F1 and Cohen's kappa of a stack of confusion matrices (..., 3, 3), as sklearn computes them."""
+    cm = cm.astype(float)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    gold, pred = cm.sum(axis=-1), cm.sum(axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(gold + pred > 0, 2 * tp / (gold + pred), 0.0)
+        n = cm.sum(axis=(-2, -1))
+        po = tp.sum(axis=-1) / n
+        pe = (gold * pred).sum(axis=-1) / n ** 2
+        kappa = (po - pe) / (1 - pe)
+    return f1.mean(axis=-1), kappa
+
+
+def bootstrap_weights(n_notes: int, n_boot: int, seed: int) -> np.ndarray:
+    """How often each note appears in each resample (resampling notes, not segments)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_notes, np.full(n_notes, 1 / n_notes), size=n_boot)
+
+
+def _interval(values: np.ndarray) -> list[float] | None:
+    v = values[np.isfinite(values)]
+    if len(v) < 10:
+        return None
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def intervals(note_cms: np.ndarray, weights: np.ndarray) -> dict[str, list[float] | None]:
+    """95% percentile bootstrap intervals over notes for macro-F1 and kappa."""
+    boot = np.einsum("bn,nij->bij", weights, note_cms)
+    f1, kappa = _f1_kappa(boot)
+    return {"macro_f1": _interval(f1), "kappa": _interval(kappa)}
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
+    """Model A minus model B on the same notes: the difference in macro-F1 and kappa, with paired
+    bootstrap intervals (each resample of notes scores both models)."""
+    fa, ka = _f1_kappa(a.sum(axis=0))
+    fb, kb = _f1_kappa(b.sum(axis=0))
+    ba, bb = np.einsum("bn,nij->bij", weights, a), np.einsum("bn,nij->bij", weights, b)
+    (bfa, bka), (bfb, bkb) = _f1_kappa(ba), _f1_kappa(bb)
+    d = bfa - bfb
+    ci = _interval(d)
+    return {
+        "macro_f1_difference": round(float(fa - fb), 4), "macro_f1_difference_ci": ci,
+        "kappa_difference": round(float(ka - kb), 4), "kappa_difference_ci": _interval(bka - bkb),
+        "share_of_resamples_a_better": round(float(np.mean(d > 0)), 4),
+        "clear_difference": bool(ci and (ci[0] > 0 or ci[1] < 0)),
+        "resamples": int(weights.shape[0]),
+    }
+
+
+def trained_on_these(card: dict[str, Any] | None, corpus_files: Sequence[str]) -> list[str]:
+    """Corpus files whose SHA-256 is among the model's training files (by content, whatever the name)."""
+    import hashlib
+    from pathlib import Path
+
+    from .read import iter_sources
+
+    stored = ((card or {}).get("trained_on", {}).get("fingerprint", {}) or {}).get("files", {}) or {}
+    hashes = set(stored.values())
+    out = []
+    for f in iter_sources(corpus_files):
+        if f != "-" and hashlib.sha256(Path(f).read_bytes()).hexdigest() in hashes:
+            out.append(f)
+    return out
+
+
+def score_outputs(records: Sequence[dict[str, Any]], outputs: Sequence[dict[str, Any]],
+                  keep_note_confusions: bool = False) -> dict[str, Any]:
     """Every measure, given each labelled record and the model's output for its text."""
     y_true: list[str] = []
     y_pred: list[str] = []
@@ -102,6 +189,8 @@ def score_outputs(records: Sequence[dict[str, Any]], outputs: Sequence[dict[str,
         notes.append((rec, gold_counts, out["counts"]))
     result = segment_scores(y_true, y_pred, np.array(probs))
     result["notes"] = len(records)
+    if keep_note_confusions:
+        result["_note_confusions"] = note_confusions(records, y_true, y_pred)
     result.update(note_and_team_scores(notes))
     result["per_authority"] = per_authority(records, y_true, y_pred)
     return result

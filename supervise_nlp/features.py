@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import murmurhash3_32
+from murmurhash.mrmr import hash as _murmurhash3_32  # spaCy's dependency; same MurmurHash3 as scikit-learn's
 from spacy.attrs import IS_SPACE, LOWER
 from spacy.tokens import Doc, Span
 
@@ -58,17 +57,21 @@ def norm(word: str) -> str:
 
 
 def _h(s: str) -> int:
-    return murmurhash3_32(s, seed=0, positive=True)
+    # sklearn.utils.murmurhash3_32(s, seed=0, positive=True), without importing scikit-learn
+    return _murmurhash3_32(s) & 0xFFFFFFFF
 
 
 def _mix(h: np.ndarray | int, salt: int, n: int):
     return ((np.asarray(h, dtype=np.int64) * _M1 + salt * _M2) & 0xFFFFFFFF) % n
 
 
-class SegmentFeaturizer(TransformerMixin, BaseEstimator):
+class SegmentFeatures:
     """Hashed lexical, concept, negation and shape features for segments.
 
     Parameters are switches a researcher can turn off to measure what each family adds.
+    This is the plain computation; :class:`SegmentFeaturizer` is the same thing as a
+    scikit-learn transformer (for training and pipelines). Labelling uses this class directly so
+    that classify and explain need not import scikit-learn.
     """
 
     def __init__(
@@ -90,7 +93,7 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
         self.context = context
 
     # -- fitted state is only the pattern data, kept in the model so a model is self-contained --
-    def fit(self, X: Sequence[Any], y: Any = None) -> SegmentFeaturizer:
+    def fit(self, X: Sequence[Any], y: Any = None) -> SegmentFeatures:
         data = _load_json("concepts.json")
         self.concept_terms_ = {c["name"]: list(c["terms"]) for c in data["concepts"]}
         neg = _load_json("negation.json")
@@ -409,6 +412,28 @@ class SegmentFeaturizer(TransformerMixin, BaseEstimator):
         for r, c, label in zip(rows.tolist(), cols.tolist(), labels):
             out[r].setdefault(c, set()).add(label)
         return out
+
+
+def _sklearn_featurizer() -> type:
+    """``SegmentFeaturizer``: built on first use, so importing this module does not import
+    scikit-learn (about a second of start-up that labelling does not need)."""
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    class SegmentFeaturizer(SegmentFeatures, TransformerMixin, BaseEstimator):
+        __doc__ = SegmentFeatures.__doc__
+        # defined here, as before, so scikit-learn's set_output wrapping applies to it
+        transform = SegmentFeatures.transform
+
+    SegmentFeaturizer.__module__ = __name__
+    SegmentFeaturizer.__qualname__ = "SegmentFeaturizer"
+    return SegmentFeaturizer
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SegmentFeaturizer":
+        cls = globals()["SegmentFeaturizer"] = _sklearn_featurizer()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _concept_label(prefix: str, name: str) -> str:

@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import zipfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -165,10 +166,14 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_model(directory: str | Path | None = None) -> Any:
-    """Load a fitted pipeline, refusing anything tampered with, foreign or unsafe."""
-    import skops.io as sio
+def load_model(directory: str | Path | None = None, light: bool = False) -> Any:
+    """Load a fitted pipeline, refusing anything tampered with, foreign or unsafe.
 
+    With ``light``, a model of the default design (featurizer, tf-idf, logistic regression) comes
+    back as ``classify.LightPipeline``: the same arithmetic, built from the same checked file
+    without importing skops or scikit-learn (a second or more of start-up). Any other design, or
+    a file this reader does not know, is loaded by skops as usual.
+    """
     path = Path(directory) if directory else default_model_dir()
     if path.is_file():
         path = path.parent
@@ -189,8 +194,18 @@ def load_model(directory: str | Path | None = None) -> Any:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             expanded = sum(i.file_size for i in z.infolist())
-        if expanded > MAX_EXPANDED:
-            raise ModelError(f"{model_file}: expands to {expanded:,} bytes; refused")
+    except Exception as e:  # a corrupt zip or foreign format: refuse, never guess
+        raise ModelError(f"{model_file}: not a readable skops model file ({type(e).__name__})") from None
+    if expanded > MAX_EXPANDED:
+        raise ModelError(f"{model_file}: expands to {expanded:,} bytes; refused")
+    if light:
+        model = _load_light(data)
+        if model is not None:
+            check_model(model, model_file)  # the light model gets the same checks as skops' one
+            return model
+    import skops.io as sio
+
+    try:
         untrusted = sio.get_untrusted_types(data=data)
         named = schema_types(data)
     except ModelError:
@@ -235,10 +250,11 @@ def check_model(model: Any, where: Path | str = "model") -> None:
             except Exception as e:
                 raise bad(f"step {name!r} has invalid parameters ({str(e).splitlines()[0][:200]})") from None
     first = steps[0][1]
-    from .features import SegmentFeaturizer
+    from .features import SegmentFeatures  # the light featurizer, and the base of the sklearn one
 
-    if isinstance(first, SegmentFeaturizer):
-        p = first.get_params()
+    if isinstance(first, SegmentFeatures):
+        p = {k: getattr(first, k, None) for k in ("n_features", "char_ngrams", "word_bigrams", "concepts",
+                                                  "negation", "shape", "context")}
         n = p.get("n_features")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 1 << 24:
             raise bad("the featurizer's n_features is not a whole number from 1 to 2^24")
@@ -250,6 +266,7 @@ def check_model(model: Any, where: Path | str = "model") -> None:
         for flag in ("word_bigrams", "concepts", "negation", "shape", "context"):
             if not isinstance(p.get(flag), (bool, np.bool_)):
                 raise bad(f"the featurizer's {flag} is not true or false")
+        _check_light_shapes(steps, int(n), bad)
     classes = getattr(model, "classes_", None)
     if classes is None or sorted(map(str, classes)) != sorted(["procedural", "change_focused", "neutral"]):
         raise bad("its labels are not procedural, change_focused and neutral")
@@ -267,25 +284,134 @@ def check_model(model: Any, where: Path | str = "model") -> None:
         raise bad("it does not give one probability per label for a probe note")
 
 
+def _check_light_shapes(steps: list, n_features: int, bad: Callable[[str], ModelError]) -> None:
+    """The light pipeline's settings and arrays (scikit-learn's own checks do not run on it)."""
+    from .classify import LightLogistic, LightTfidf
+
+    for _, step in steps[1:]:
+        if isinstance(step, LightTfidf):
+            if step.norm not in ("l2", None) or not isinstance(step.sublinear_tf, bool):
+                raise bad("the tf-idf step's settings are not valid")
+            if step.idf_ is not None and step.idf_.shape != (n_features,):
+                raise bad("the tf-idf step's idf_ does not match the featurizer's n_features")
+        elif isinstance(step, LightLogistic):
+            k = len(step.classes_)
+            if step.coef_.ndim != 2 or step.coef_.shape != (k, n_features) or step.intercept_.shape != (k,):
+                raise bad("the classifier's coef_ or intercept_ does not match its labels and features")
+
+
 def _probe(first_step: Any) -> list[Any]:
     texts = ["SW to send the CIN plan by Friday.", "Mum said she is proud of how the boys are doing."]
-    from .features import SegmentFeaturizer
+    from .features import SegmentFeatures
 
-    if not isinstance(first_step, SegmentFeaturizer):
+    if not isinstance(first_step, SegmentFeatures):
         return texts
     from .segment import get_nlp, segments_of
 
     return [segments_of(doc)[0] for doc in get_nlp().pipe(texts)]
 
 
+class _NotLight(Exception):
+    """The file holds something the light reader does not build; skops loads it instead."""
+
+
+_LIGHT_DESIGN = ("supervise_nlp.features.SegmentFeaturizer", "sklearn.feature_extraction.text.TfidfTransformer",
+                 "sklearn.linear_model._logistic.LogisticRegression")
+
+
+def _load_light(data: bytes) -> Any:
+    """The default design as plain arrays and our featurizer, or None to use skops.
+
+    Every type the file names must be on TRUSTED_TYPES (as for skops); only plain JSON values,
+    lists, tuples, dicts and NumPy arrays (``allow_pickle=False``) are decoded, and the only
+    object built is a ``SegmentFeatures`` given its saved state.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            schema = _read_schema(z)
+            unknown = schema_types_of(schema) - set(TRUSTED_TYPES)
+            if unknown:
+                return None  # the skops path refuses it with its usual message
+            if f"{schema.get('__module__')}.{schema.get('__class__')}" != "sklearn.pipeline.Pipeline":
+                return None
+            state = _light_state(schema, z)
+            steps = state["steps"]
+            if [f"{m}.{c}" for _, (m, c, _s) in steps] != list(_LIGHT_DESIGN):
+                return None
+            return _light_pipeline(steps)
+    except (_NotLight, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _light_value(node: Any, z: zipfile.ZipFile) -> Any:
+    if not isinstance(node, dict):
+        raise _NotLight(node)
+    kind = node.get("__loader__")
+    if kind == "JsonNode":
+        return json.loads(node["content"])
+    if kind == "ListNode":
+        return [_light_value(x, z) for x in node["content"]]
+    if kind == "TupleNode":
+        return tuple(_light_value(x, z) for x in node["content"])
+    if kind == "DictNode":
+        if any(t.get("__class__") != "str" or t.get("__module__") != "builtins"
+               for t in node["key_types"]["content"]):
+            raise _NotLight("non-string keys")
+        return {k: _light_value(v, z) for k, v in node["content"].items()}
+    if kind == "NdArrayNode" and node.get("type") == "numpy":
+        import numpy as np
+
+        return np.load(io.BytesIO(z.read(node["file"])), allow_pickle=False)
+    if kind == "ObjectNode":
+        return node["__module__"], node["__class__"], _light_state(node, z)
+    raise _NotLight(kind)
+
+
+def _light_state(node: dict[str, Any], z: zipfile.ZipFile) -> dict[str, Any]:
+    state = node["content"]
+    if state.get("__loader__") != "DictNode":
+        raise _NotLight("object state is not a dict")
+    return _light_value(state, z)
+
+
+def _light_pipeline(steps: list) -> Any:
+    import numpy as np
+
+    from .classify import LightLogistic, LightPipeline, LightTfidf
+    from .features import SegmentFeatures
+
+    (n_feat, (_, _, feat)), (n_tfidf, (_, _, tfidf)), (n_clf, (_, _, clf)) = steps
+    if tfidf.get("norm") not in ("l2", None) or (tfidf.get("use_idf") and "idf_" not in tfidf):
+        raise _NotLight("tf-idf settings")
+    classes = clf["classes_"]
+    if len(classes) < 3 or clf.get("multi_class", "auto") not in ("auto", "multinomial", "deprecated"):
+        raise _NotLight("binary or one-vs-rest classifier")
+    featurizer = SegmentFeatures.__new__(SegmentFeatures)
+    featurizer.__setstate__({k: v for k, v in feat.items() if k != "_sklearn_version"})
+    idf = np.asarray(tfidf["idf_"], dtype=np.float64) if tfidf.get("use_idf") else None
+    return LightPipeline([
+        (n_feat, featurizer),
+        (n_tfidf, LightTfidf(idf, bool(tfidf.get("sublinear_tf")), tfidf.get("norm"))),
+        (n_clf, LightLogistic(np.asarray(clf["coef_"]), np.asarray(clf["intercept_"]), np.asarray(classes))),
+    ])
+
+
+def _read_schema(z: zipfile.ZipFile) -> Any:
+    info = z.getinfo("schema.json")
+    if info.file_size > 64 << 20:
+        raise ModelError("schema.json is too large")
+    return json.loads(z.read(info))
+
+
 def schema_types(model_file: Path | bytes) -> set[str]:
     """Every type a skops file names, read from its schema without building anything."""
     src = io.BytesIO(model_file) if isinstance(model_file, bytes) else model_file
     with zipfile.ZipFile(src) as z:
-        info = z.getinfo("schema.json")
-        if info.file_size > 64 << 20:
-            raise ModelError("schema.json is too large")
-        schema = json.loads(z.read(info))
+        schema = _read_schema(z)
+    return schema_types_of(schema)
+
+
+def schema_types_of(schema: Any) -> set[str]:
     found: set[str] = set()
     stack = [schema]
     while stack:

@@ -950,9 +950,20 @@ def read_corpus(paths: Iterable[str]) -> list[dict[str, Any]]:
                     raise InputError(f"{source}:{n}: not a labelled corpus record (needs 'segments')")
                 for k, s in enumerate(rec["segments"]):
                     if s.get("label") not in ("procedural", "change_focused", "neutral"):
-                        raise InputError(f"{source}:{n}: segment {k} has no valid label")
+                        raise InputError(_bad_label(source, n, k, s))
                 records.append(rec)
     return records
+
+
+def _bad_label(source: str, line: int, k: int, seg: Mapping[str, Any]) -> str:
+    """Which segment, which label, and the labels that are valid."""
+    label = seg.get("label")
+    text = str(seg.get("text", ""))
+    said = "no label" if label is None else f"the label {label!r}"
+    fix = str(label).strip().lower().replace("-", "_").replace(" ", "_") if label is not None else ""
+    hint = f" (did you mean {fix!r}?)" if fix in ("procedural", "change_focused", "neutral") else ""
+    return (f"{source}:{line}: segment {k + 1} ({text[:60]!r}{'…' if len(text) > 60 else ''}) has {said}{hint}; "
+            "valid labels: procedural, change_focused, neutral")
 
 
 def gold_spans(record: Mapping[str, Any]) -> list[tuple[int, int, str]]:

@@ -13,8 +13,11 @@ dict that :func:`supervise_nlp.aggregate.build_report` built, and the note table
 - **trend**: the same rule for months against the overall figure, and for the months on each
   side of the milestone against that side's figure; a side with fewer than ``min_notes`` notes
   suppresses the milestone comparison;
-- **culture**: a team's worker rows are dropped when its held-back workers are one worker, and a
-  team's mirroring entry when its other note types are one small type.
+- **culture**: a team's worker rows are dropped when its held-back workers are one worker, a
+  team's mirroring entry when its other note types (read as neither supervision nor visit, with
+  ``--type-map``) are one small type, and the mixed model's shrunken estimates of any team or
+  worker with fewer than ``min_notes`` notes;
+- **validation**: ``report --validation`` corrects only the groups and overall figure left shown.
 
 Every function takes the report (and the table) and changes the report in place; :func:`enforce`
 runs them all and is called once, at the end of ``build_report``.
@@ -66,7 +69,7 @@ def _group_masks(table, by: Sequence[str]) -> dict[tuple[str, ...], np.ndarray]:
 
 
 def suppress_groups(report: dict[str, Any], table, by: Sequence[str], min_notes: int, n_perm: int,
-                    seed: int) -> None:
+                    seed: int, codes=None) -> None:
     """Hold back shown groups until no parent's held-back part is a single (informative) group."""
     by = list(by)
     masks = _group_masks(table, by)
@@ -100,22 +103,30 @@ def suppress_groups(report: dict[str, Any], table, by: Sequence[str], min_notes:
     report["held_back"]["groups"] = len(held_keys)
     report["held_back"]["notes"] = int(sum(blocks[k]["notes"] for k in held_keys))
     _note(report, "groups held back so that held-back groups cannot be worked out", len(newly))
-    comp = report.get("comparison") or {}
-    if comp.get("pairwise"):
-        def gone(key: dict[str, str]) -> bool:
-            return tuple(str(key[k]) for k in by) in newly
+    _recompare(report, table, by, keep, masks, n_perm, seed, codes)
 
-        comp["pairwise"] = [p for p in comp["pairwise"] if not gone(p["a"]) and not gone(p["b"])]
-    if len(keep) >= 2:
-        from .aggregate import permutation_test
 
-        labels = np.full(len(table), None, dtype=object)
-        for i, g in enumerate(keep):
-            labels[masks[tuple(str(g["key"][k]) for k in by)]] = str(i)
-        sel = np.array([x is not None for x in labels])
-        comp["overall"] = permutation_test(table.C[sel], table.P[sel], labels[sel].astype(str), n_perm, seed)
-    else:
+def _recompare(report: dict[str, Any], table, by: list[str], keep: list[dict[str, Any]],
+               masks: dict[tuple[str, ...], np.ndarray], n_perm: int, seed: int, codes) -> None:
+    """The comparisons again, over the groups still shown, exactly as build_report makes them."""
+    if len(keep) < 2:
         report["comparison"] = {"overall": None, "pairwise": []}
+        return
+    from .aggregate import Codes, _rng, group_summary
+    from .culture import groups_differ, pairwise_clustered
+
+    codes = codes if codes is not None else Codes.of(table)
+    C, P, N = table.C, table.P, table.N
+    rows = [np.flatnonzero(masks[tuple(str(g["key"][k]) for k in by)]) for g in keep]
+    summaries = [group_summary(C[r], P[r], N[r], codes, r, "worker" in by) for r in rows]
+    sel = np.concatenate(rows)
+    gcode = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
+    report["comparison"] = {
+        "overall": groups_differ(C[sel].astype(float), (C + P)[sel].astype(float), gcode,
+                                 codes.clusters[sel] if codes.has_workers and "worker" not in by else None,
+                                 n_perm, _rng(seed, "differ")),
+        "pairwise": pairwise_clustered([sm["_interval"] for sm in summaries], [g["key"] for g in keep]),
+    }
 
 
 # --- overall ----------------------------------------------------------------------------------
@@ -192,7 +203,8 @@ def suppress_trend(report: dict[str, Any], table, min_notes: int) -> None:
                     break
         if any(int(side.sum()) < min_notes for side in sides):
             trend["milestone"] = {"date": ms["date"], "before": None, "after": None, "change": None,
-                                  "change_ci": [None, None], "held_back": True}
+                                  "change_ci": [None, None], "verdict": "held back", "within": None,
+                                  "held_back": True}
             _note(report, "milestone comparison held back (a side has fewer notes than --min-notes)")
     if newly:
         trend["by_month"] = [m for m in series if m["month"] not in newly]
@@ -203,7 +215,8 @@ def suppress_trend(report: dict[str, Any], table, min_notes: int) -> None:
 # --- culture sections -------------------------------------------------------------------------
 
 
-def suppress_culture(report: dict[str, Any], table, min_notes: int) -> None:
+def suppress_culture(report: dict[str, Any], table, min_notes: int,
+                     type_map: dict[str, str] | None = None) -> None:
     cul = report.get("culture") or {}
     if not cul or "team" not in table.keys:
         return
@@ -224,12 +237,16 @@ def suppress_culture(report: dict[str, Any], table, min_notes: int) -> None:
             _note(report, "teams' worker comparisons held back (they would reveal one small worker)", len(drop))
     mir = cul.get("mirroring") or {}
     if mir.get("teams") and "type" in table.keys:
-        types = np.array([str(t).strip().lower() for t in table.column("type")], dtype=object)
+        from .note_types import read_types
+
+        recorded = np.array([str(t) for t in table.column("type")], dtype=object)
+        kinds = np.array(read_types(recorded.tolist(), type_map)[0], dtype=object)
         keep = []
         for entry in mir["teams"]:
             in_team = teams == entry["team"]
-            others = sorted(set(types[in_team].tolist()) - {"supervision", "visit"})
-            small = [_block(table, in_team & (types == t)) for t in others]
+            # the team's figure minus its supervision and visit figures: its notes of other types
+            others = sorted(set(recorded[in_team & (kinds == "")].tolist()))
+            small = [_block(table, in_team & (kinds == "") & (recorded == t)) for t in others]
             if len(small) == 1 and small[0]["notes"] < min_notes and small[0]["informative"] > 0:
                 continue
             keep.append(entry)
@@ -237,17 +254,35 @@ def suppress_culture(report: dict[str, Any], table, min_notes: int) -> None:
             _note(report, "teams' mirroring entries held back (they would reveal one small note type)",
                   len(mir["teams"]) - len(keep))
             mir["teams"] = keep
+    shrunken = (cul.get("variance") or {}).get("shrunken")
+    if shrunken:
+        # the mixed model's estimates, one per team and worker: none for a team or worker of few notes
+        n_team = {t: int((teams == t).sum()) for t in set(teams.tolist())}
+        kept_teams = [r for r in shrunken.get("teams", []) if n_team.get(r["team"], 0) >= min_notes]
+        kept_workers = shrunken.get("workers", [])
+        if "worker" in table.keys:
+            workers = np.array([str(w) for w in table.column("worker")], dtype=object)
+            kept_workers = [r for r in kept_workers
+                            if int(((teams == r["team"]) & (workers == r["worker"])).sum()) >= min_notes]
+        dropped = (len(shrunken.get("teams", [])) - len(kept_teams)
+                   + len(shrunken.get("workers", [])) - len(kept_workers))
+        if dropped:
+            shrunken["teams"], shrunken["workers"] = kept_teams, kept_workers
+            _note(report, "mixed-model estimates held back for teams or workers with too few notes", dropped)
 
 
 def enforce(report: dict[str, Any], table, by: Sequence[str], min_notes: int, n_perm: int = 2000,
-            seed: int = 0) -> dict[str, Any]:
-    """Every rule above, over the whole report; returns the report."""
+            seed: int = 0, codes=None, type_map: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every rule above, over the whole report; returns the report.
+
+    ``report --validation`` adds corrected figures afterwards, only to the groups and overall
+    figure left here, so they are covered by the same rules."""
     if min_notes <= 1 or not len(table):
         return report
-    suppress_groups(report, table, by, min_notes, n_perm, seed)
+    suppress_groups(report, table, by, min_notes, n_perm, seed, codes)
     suppress_overall(report, table, min_notes)
     suppress_trend(report, table, min_notes)
-    suppress_culture(report, table, min_notes)
+    suppress_culture(report, table, min_notes, type_map)
     for what, n in (report.get("held_back", {}).get("secondary") or {}).items():
         report.setdefault("data_quality", {})[what] = n
     return report

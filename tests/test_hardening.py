@@ -119,7 +119,9 @@ def test_classify_output_with_bad_counts_is_rejected(tmp_path, run):
     res = run("report", str(p), "--format", "json", *FAST, "--min-notes", "1")
     rep = json.loads(res.stdout)
     assert res.exit_code == 0 and rep["input"] == {"records": 4, "labelled": 1, "rejected": 3}
-    assert 0 <= rep["overall"]["balance_ci"][0] <= rep["overall"]["balance_ci"][1] <= 1
+    lo, hi = rep["overall"]["balance_ci"]  # one note: the interval is not estimated (workers as units)
+    assert (lo, hi) == (None, None) or 0 <= lo <= hi <= 1
+    assert rep["overall"]["balance"] == 0.0
 
 
 def _stop_after(n, how):
@@ -314,6 +316,47 @@ def test_suppression_when_the_second_held_group_is_all_neutral():
     rows += [({"team": "D"}, (1, 3, 0))] * 2 + [({"team": "E"}, (0, 0, 2))] * 2
     rep = _rep(_table(rows))
     assert len(rep["groups"]) == 2 and rep["held_back"]["groups"] == 3
+    # the comparisons are redone over the groups still shown, never naming a held-back one
+    shown = [g["key"] for g in rep["groups"]]
+    assert rep["comparison"]["overall"]["groups"] == 2
+    assert all(p["a"] in shown and p["b"] in shown for p in rep["comparison"]["pairwise"])
+
+
+def test_suppression_covers_mirroring_read_through_type_map_and_mixed_model_estimates():
+    rows = []
+    for t in "ABC":
+        for w in ("x", "y", "z"):
+            rows += [({"team": t, "worker": f"{t}{w}", "type": "Supervision session"}, (2, 1, 0))] * 3
+            rows += [({"team": t, "worker": f"{t}{w}", "type": "Doorstep call"}, (1, 2, 0))] * 3
+    rows += [({"team": "A", "worker": "Ax", "type": "Duty"}, (0, 3, 0))] * 2  # one small other type
+    rows += [({"team": "B", "worker": "Bsolo", "type": "Doorstep call"}, (3, 0, 0))] * 2  # a worker of 2 notes
+    rep = _rep(_table(rows), type_map={"doorstep call": "visit"})
+    mir = rep["culture"]["mirroring"]
+    teams = [e["team"] for e in mir["teams"]]
+    assert "A" not in teams and {"B", "C"} <= set(teams)  # A minus supervision and visits would be Duty
+    shrunk = (rep["culture"]["variance"].get("shrunken") or {}).get("workers", [])
+    assert shrunk and "Bsolo" not in {w["worker"] for w in shrunk}
+
+
+def test_validation_corrects_only_groups_left_shown():
+    from supervise_nlp.quantify import apply_additions, validation_additions
+
+    rows = [({"team": t}, (2, 1, 0)) for t in "ABC" for _ in range(6)]
+    rows += [({"team": "D"}, (1, 3, 0))] * 2 + [({"team": "E"}, (0, 0, 2))] * 2
+    table = _table(rows)
+    rep = _rep(table)
+    eye = [[[10.0 if i == j else 1.0 for j in range(3)] for i in range(3)]] * 20
+    validation = {"for_report": {"clusters": eye}, "model": {"segments": 60, "population": {"kappa": 0.8,
+                  "macro_f1": 0.85}}, "coders": 2, "agreement": {"kappa": 0.9}, "verdict": {"level": "good"}}
+    import supervise_nlp.validate as v
+
+    orig = v.statement
+    v.statement = lambda _v: "checked on 60 segments"
+    try:
+        apply_additions(rep, validation_additions(rep, validation, table=table, n_boot=100, seed=1))
+    finally:
+        v.statement = orig
+    assert len(rep["groups"]) == 2 and all("corrected" in g for g in rep["groups"])
 
 
 def test_suppression_holds_across_groupings():
@@ -414,6 +457,31 @@ def test_model_with_bad_hyper_parameters_is_refused_on_load(tmp_path, mini_model
     (m / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="n_features"):
         load_model(m)
+    with pytest.raises(ModelError, match="n_features"):
+        load_model(m, light=True)  # the light loader (classify, explain) checks the same things
+
+
+def test_light_and_skops_loaders_refuse_arrays_that_do_not_fit(tmp_path, mini_model_dir):
+    import shutil
+
+    import skops.io as sio
+
+    from supervise_nlp.classify import LightPipeline
+    from supervise_nlp.modelio import MANIFEST, MODEL_FILE, ModelError, _sha256, load_model
+
+    assert isinstance(load_model(mini_model_dir, light=True), LightPipeline)
+    model = load_model(mini_model_dir)
+    clf = model.steps[-1][1]
+    clf.coef_ = clf.coef_[:, :10].copy()
+    m = tmp_path / "m"
+    shutil.copytree(mini_model_dir, m)
+    sio.dump(model, m / MODEL_FILE)
+    manifest = json.loads((m / MANIFEST).read_text())
+    manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)
+    (m / MANIFEST).write_text(json.dumps(manifest))
+    for light in (False, True):
+        with pytest.raises(ModelError, match="refused"):
+            load_model(m, light=light)
 
 
 def test_weak_key_files_are_warned_about(tmp_path, run):
