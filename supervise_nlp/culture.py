@@ -255,7 +255,8 @@ def pairwise_clustered(summ: Sequence[dict[str, Any]], keys: Sequence[dict[str, 
         adjusted = multipletests([x["p"] for x in tested], alpha=alpha, method="holm")[1]
         for x, adj in zip(tested, adjusted):
             q = float(tdist.ppf(1 - alpha / (2 * m), x["df"]))
-            x["ci_bonferroni"] = [x["difference"] - q * x["se"], x["difference"] + q * x["se"]]
+            # a difference of two shares lies in [-1, 1]: with few workers the t interval can run past it
+            x["ci_bonferroni"] = [max(-1.0, x["difference"] - q * x["se"]), min(1.0, x["difference"] + q * x["se"])]
             x["p_holm"] = float(adj)
             x["significant"] = bool(adj < alpha)
     for x in pairs:
@@ -358,7 +359,6 @@ def worker_outliers(c: np.ndarray, t: np.ndarray, team: np.ndarray, worker: np.n
     for r, rej, qq in zip(rows, reject, q):
         del r["i"]
         r["q_bh"] = float(qq)
-        r["p_holm"] = float(qq)  # kept for older readers: the adjusted p-value the flag rests on
         r["ci"] = [r["difference"] - z * r["se"], r["difference"] + z * r["se"]] if r["se"] else [None, None]
         r["ci_level"] = level
         r["outlier"] = bool(rej) and r["team_workers"] >= 3

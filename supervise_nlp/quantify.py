@@ -212,15 +212,27 @@ def validation_additions(rep: dict[str, Any], validation: dict[str, Any] | None,
     for g in rep.get("groups", []):
         rows = _group_rows(table, rep["by"], g["key"]) if table is not None else None
         label = "|".join(str(v) for v in g["key"].values())
-        corr = corrected(counts_for(g, rows), clusters, vb, n_boot, _rng(seed, label))
-        if g.get("balance_ci") and g["balance_ci"][0] is None:
-            corr["balance_ci"] = [None, None]  # too few workers to estimate the group: no interval either way
-        groups.append(corr)
+        groups.append(_no_narrower(corrected(counts_for(g, rows), clusters, vb, n_boot, _rng(seed, label)), g))
     overall = None
     if rep.get("overall"):
         rows = np.arange(len(table)) if table is not None else None
-        overall = corrected(counts_for(rep["overall"], rows), clusters, vb, n_boot, _rng(seed, "overall"))
+        overall = _no_narrower(corrected(counts_for(rep["overall"], rows), clusters, vb, n_boot,
+                                         _rng(seed, "overall")), rep["overall"])
     return {"validation": block, "groups": groups, "overall": overall}
+
+
+def _no_narrower(corr: dict[str, Any], g: dict[str, Any]) -> dict[str, Any]:
+    """A corrected interval carries the group's own uncertainty too: it is never narrower than the
+    group's headline interval (moved by the correction), which with few workers is a t interval a
+    percentile bootstrap over those few workers cannot match; no interval where the group has none."""
+    lo, hi = g.get("balance_ci") or [None, None]
+    if lo is None or hi is None:
+        return {**corr, "balance_ci": [None, None]}
+    clo, chi = corr["balance_ci"]
+    if corr["balance"] is None or clo is None or g.get("balance") is None:
+        return corr
+    shift = corr["balance"] - g["balance"]
+    return {**corr, "balance_ci": [max(0.0, min(clo, lo + shift)), min(1.0, max(chi, hi + shift))]}
 
 
 def apply_additions(rep: dict[str, Any], add: dict[str, Any]) -> dict[str, Any]:

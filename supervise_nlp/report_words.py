@@ -87,7 +87,9 @@ def headline(rep: dict[str, Any]) -> list[str]:
     if len(groups) >= 2 and d:
         hi = max(groups, key=lambda g: g["balance"])
         lo = min(groups, key=lambda g: g["balance"])
-        out.append(f"The {noun} differ by more than differences between their workers would explain: from "
+        unit = ((rep.get("comparison") or {}).get("overall") or {}).get("unit", "")
+        than = "differences between their workers would explain" if str(unit).startswith("workers") else "chance"
+        out.append(f"The {noun} differ by more than {than} would explain: from "
                    f"{pct(lo['balance'])} ({key_name(lo['key'])}) to {pct(hi['balance'])} ({key_name(hi['key'])}).")
     elif len(groups) >= 2 and d is False:
         out.append(f"The {noun} show no clear difference from one another: the differences between them are "

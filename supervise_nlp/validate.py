@@ -296,19 +296,22 @@ def load_labelled(paths: Sequence[str]) -> list[dict[str, Any]]:
     the row's note id, team and worker (so cross-validation keeps a note's rows together).
     """
     out: list[dict[str, Any]] = []
+    sheets = [path for path in paths if _is_sheet(path)]
+    if sheets:
+        # one sample's sheets (one coder per file) are merged, as validate merges them, so a segment
+        # is one training example with its reference label, never one per coder
+        items, _ = read_sheets(sheets)
+        for it in items:
+            ref = reference_label(it)
+            if ref and it.text.strip():
+                rec = {"id": it.note_id, "segments": [{"text": it.text, "label": ref}], "layout": "prose"}
+                if it.team:
+                    rec["team"] = it.team
+                if it.worker:
+                    rec["worker"] = it.worker
+                out.append(rec)
     for path in paths:
-        if _is_sheet(path):
-            items, _ = read_sheets([path])
-            for it in items:
-                ref = reference_label(it)
-                if ref and it.text.strip():
-                    rec = {"id": it.note_id, "segments": [{"text": it.text, "label": ref}], "layout": "prose"}
-                    if it.team:
-                        rec["team"] = it.team
-                    if it.worker:
-                        rec["worker"] = it.worker
-                    out.append(rec)
-        else:
+        if not _is_sheet(path):
             for rec in _jsonl_records(path):
                 rec.pop("_where")
                 segs = []
