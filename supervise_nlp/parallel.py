@@ -141,8 +141,7 @@ def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_pat
     # another thread holds at the fork (a server, a scheduler, a test runner's helper) stays locked
     # forever in the child. With other threads alive, workers start clean and load the model.
     single = threading.active_count() == 1
-    ctx = mp.get_context("fork" if "fork" in methods and single else
-                         "forkserver" if "forkserver" in methods else "spawn")
+    ctx = mp.get_context("fork" if "fork" in methods and single else "spawn")
     if ctx.get_start_method() == "fork":
         _WORKER["labeller"] = lab  # inherited by the forked workers: no reload, no shipping
         # label the first chunk here: the common words' caches are then warm in every worker
