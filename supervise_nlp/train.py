@@ -88,7 +88,10 @@ def read_weighted(paths: Sequence[str], rules: Sequence[tuple[str, float]] = ())
     for source in iter_sources(paths):
         weight = 1.0
         for pattern, w in rules:
-            if fnmatch.fnmatch(source, pattern) or fnmatch.fnmatch(Path(source).name, pattern):
+            # a relative pattern also matches the end of a longer path (a card's 'corpora/registers/*'
+            # finds the corpus shipped inside an installed package)
+            if any(fnmatch.fnmatch(source, pat) for pat in (pattern, "*/" + pattern.lstrip("/"))) \
+                    or fnmatch.fnmatch(Path(source).name, pattern):
                 weight = w
         for rec in read_corpus([source]):
             if weight != 1.0:

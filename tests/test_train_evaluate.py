@@ -123,3 +123,16 @@ def test_adapt_from_base_with_added_notes(mini_model_dir, data, tmp_path):
     # refuses a mix of scratch training and adaptation, with a usage error
     res = CliRunner().invoke(main, ["train", str(added), "--base", "default", "--add", str(added), "-o", str(out)])
     assert res.exit_code == 2
+
+
+def test_a_relative_weight_pattern_matches_the_installed_corpus(tmp_path, data):
+    """The default card's 'corpora/registers/*' must weight the corpus wherever it is installed."""
+    from supervise_nlp.train import read_weighted
+
+    installed = tmp_path / "site-packages" / "supervise_nlp" / "corpora" / "registers"
+    installed.mkdir(parents=True)
+    target = installed / "train_x.jsonl"
+    target.write_bytes((data / "mini_corpus.jsonl").read_bytes())
+    recs = read_weighted([str(target), str(data / "mini_corpus.jsonl")], [("corpora/registers/*", 3.0)])
+    n = len(recs) // 2
+    assert all(r.get("_weight") == 3.0 for r in recs[:n]) and all("_weight" not in r for r in recs[n:])
