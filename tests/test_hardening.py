@@ -441,20 +441,14 @@ def test_model_files_that_are_links_or_devices_are_refused(tmp_path, mini_model_
 
 
 def test_model_with_bad_hyper_parameters_is_refused_on_load(tmp_path, mini_model_dir):
-    import shutil
+    from test_modelio import copy, dumped, replace_model_file
 
-    import skops.io as sio
-
-    from supervise_nlp.modelio import MANIFEST, MODEL_FILE, ModelError, _sha256, load_model
+    from supervise_nlp.modelio import ModelError, load_model
 
     model = load_model(mini_model_dir)
     model.steps[0][1].n_features = -3
-    m = tmp_path / "m"
-    shutil.copytree(mini_model_dir, m)
-    sio.dump(model, m / MODEL_FILE)
-    manifest = json.loads((m / MANIFEST).read_text())
-    manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)
-    (m / MANIFEST).write_text(json.dumps(manifest))
+    m = copy(mini_model_dir, tmp_path)
+    replace_model_file(m, dumped(model))
     with pytest.raises(ModelError, match="n_features"):
         load_model(m)
     with pytest.raises(ModelError, match="n_features"):
@@ -462,23 +456,17 @@ def test_model_with_bad_hyper_parameters_is_refused_on_load(tmp_path, mini_model
 
 
 def test_light_and_skops_loaders_refuse_arrays_that_do_not_fit(tmp_path, mini_model_dir):
-    import shutil
-
-    import skops.io as sio
+    from test_modelio import copy, dumped, replace_model_file
 
     from supervise_nlp.classify import LightPipeline
-    from supervise_nlp.modelio import MANIFEST, MODEL_FILE, ModelError, _sha256, load_model
+    from supervise_nlp.modelio import ModelError, load_model
 
     assert isinstance(load_model(mini_model_dir, light=True), LightPipeline)
     model = load_model(mini_model_dir)
     clf = model.steps[-1][1]
     clf.coef_ = clf.coef_[:, :10].copy()
-    m = tmp_path / "m"
-    shutil.copytree(mini_model_dir, m)
-    sio.dump(model, m / MODEL_FILE)
-    manifest = json.loads((m / MANIFEST).read_text())
-    manifest["files"][MODEL_FILE] = _sha256(m / MODEL_FILE)
-    (m / MANIFEST).write_text(json.dumps(manifest))
+    m = copy(mini_model_dir, tmp_path)
+    replace_model_file(m, dumped(model))
     for light in (False, True):
         with pytest.raises(ModelError, match="refused"):
             load_model(m, light=light)
