@@ -374,13 +374,14 @@ def classify(inputs: tuple[str, ...], output: str, model_path: str | None, keep_
             committed = _stop_classify(e, pair, tally, committed, inputs, output, kw,
                                        {"reject_reasons": dict(rejects.reasons)})
             if output != "-":
-                _try_summary(output, inputs, Tally(committed), rejects, opts, complete=False)
+                _try_summary(output, inputs, Tally(committed), rejects, opts, complete=False,
+                             model_path=model_path)
             _stopped(e, Tally(committed), pair, output, kw)
         _close(stream)
         if state or output != "-":
             _drop_resume_marker(output)
         if output != "-":
-            write_summary(output, inputs, tally, rejects, opts)
+            write_summary(output, inputs, tally, rejects, opts, model_path=model_path)
         _finish(tally, rejects, kw, nothing_is_an_error=True)
 
 
@@ -490,7 +491,7 @@ def summary_path(output: str | Path) -> Path:
 
 
 def write_summary(output: str, inputs: tuple[str, ...], tally: Tally, rejects: RejectsWriter, opts,
-                  complete: bool = True) -> None:
+                  complete: bool = True, model_path: str | None = None) -> None:
     """What classify read and rejected, beside its output, so a later report can say so (written
     beside the target and renamed, like every output; an interrupted run's says how far it got)."""
     from .runio import RecordFile
@@ -506,6 +507,11 @@ def write_summary(output: str, inputs: tuple[str, ...], tally: Tally, rejects: R
         "field_map": {k: v for k, v in opts.field_map.items() if k != v},
         "files": tally.files,
     }
+    try:  # which model made these labels, so report --validation can check it measured that model
+        name, sha = _model_identity(model_path)
+        summary["model"] = {"name": name, "sha256": sha}
+    except Exception:  # a summary never fails for want of it
+        pass
     if not complete:
         summary["complete"] = False  # interrupted: --resume continues it
     out = RecordFile(str(summary_path(output)))
@@ -1141,7 +1147,10 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
                            include_examples=include_examples, culture=not no_culture, type_map=types)
         from .quantify import apply_additions, validation_additions
 
-        validation = _load_validation(validation_path, model_path) if validation_path else None
+        labelled_by = {(u["model"]["name"], u["model"]["sha256"]) for u in upstream if u.get("model")}
+        made_by = next(iter(labelled_by)) if len(labelled_by) == 1 and all(u.get("model") for u in upstream) \
+            and upstream and from_classify else None
+        validation = _load_validation(validation_path, model_path, made_by) if validation_path else None
         apply_additions(rep, validation_additions(rep, validation, table=table, n_boot=n_boot, seed=seed))
         card = load_card(model_path)
         rep["about"] = report_about(inputs, tally.files, card, model_path, from_classify,
@@ -1279,9 +1288,12 @@ def validate(labelled: tuple[str, ...], model_path: str | None, fmt: str, output
         _write_text(text, output)
 
 
-def _load_validation(path: str, model_path: str | None) -> dict[str, Any]:
-    """A validation for the report's model: validate's JSON, or a labelled sheet validated here."""
-    name, sha = _model_identity(model_path)
+def _load_validation(path: str, model_path: str | None,
+                     made_by: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A validation for the model that labelled the notes: validate's JSON, or a labelled sheet
+    validated here. For classify output that is the model its summary names (``made_by``), else
+    the report's own --model."""
+    name, sha = made_by or _model_identity(model_path)
     if Path(path).suffix.lower() == ".json":
         try:
             v = json.loads(Path(path).read_text("utf-8-sig"))
@@ -1297,6 +1309,7 @@ def _load_validation(path: str, model_path: str | None) -> dict[str, Any]:
     from .validate import read_labelled, validate
 
     items, units = read_labelled([path])
+    name, sha = _model_identity(model_path)  # a sheet is validated here, with the report's model
     return validate(items, units, _load_labeller(model_path), name, sha)
 
 

@@ -85,6 +85,9 @@ def test_label_by_keyboard_and_download_the_csv(tmp_path):
             page.keyboard.press("c")  # relabel row 1 -> row 2
             assert "2 of 6" in page.text_content("#progress") and "3 labelled" in page.text_content("#progress")
             page.reload()  # labels survive a reload (kept in this browser only)
+            # the page restores its labels once its script has run: wait for that (a loaded machine is slow)
+            page.wait_for_function("document.querySelector('#progress').textContent.includes('3 labelled')",
+                                   timeout=15000)
             assert "3 labelled" in page.text_content("#progress")
             with page.expect_download() as info:
                 page.click("#download")

@@ -389,3 +389,31 @@ def test_train_base_add_a_filled_sheet(sheet_csv, small_base, tmp_path):
     assert "base_model_scores" in ad and ad["cross_validation"]
     load_model(out)  # an ordinary model directory
     run("classify", CHECK, "--model", out, "-q", "-j", 1, "-o", tmp_path / "c.jsonl")
+
+
+def test_report_validation_checks_the_model_that_classified_the_notes(tmp_path, data, mini_model_dir):
+    """classify's summary names its model; report --validation checks the validation against it,
+    not against the report's own (default) model."""
+    import json
+
+    from click.testing import CliRunner
+
+    from supervise_nlp.cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "c.jsonl"
+    res = runner.invoke(main, ["classify", str(data / "mini_corpus.jsonl"), "--model", str(mini_model_dir),
+                               "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "c.summary.json").read_text())
+    assert summary["model"]["sha256"]
+    val = tmp_path / "v.json"
+    res = runner.invoke(main, ["validate", str(data / "mini_corpus.jsonl"), "--model", str(mini_model_dir),
+                               "--format", "json", "-o", str(val)])
+    assert res.exit_code == 0, res.output
+    # the notes were labelled by the mini model, the validation measured the mini model: accepted,
+    # though the report itself was given no --model
+    res = runner.invoke(main, ["report", str(out), "--validation", str(val), "--format", "json", "-q",
+                               "--min-notes", "1"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["validation"]["validated"] is True
