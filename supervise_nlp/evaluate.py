@@ -102,17 +102,12 @@ def note_confusions(records, y_true: Sequence[str], y_pred: Sequence[str]) -> np
 
 
 def _f1_kappa(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Macro-F1 and Cohen's kappa of a stack of confusion matrices (..., 3, 3), as sklearn computes them."""
-    cm = cm.astype(float)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    gold, pred = cm.sum(axis=-1), cm.sum(axis=-2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(gold + pred > 0, 2 * tp / (gold + pred), 0.0)
-        n = cm.sum(axis=(-2, -1))
-        po = tp.sum(axis=-1) / n
-        pe = (gold * pred).sum(axis=-1) / n ** 2
-        kappa = (po - pe) / (1 - pe)
-    return f1.mean(axis=-1), kappa
+    """Macro-F1 and Cohen's kappa of a stack of confusion matrices (..., 3, 3), as sklearn computes them
+    (validate's vectorised scores: one definition for evaluate and validate)."""
+    from .validate import scores_from_confusion
+
+    s = scores_from_confusion(cm)
+    return s["macro_f1"], s["kappa"]
 
 
 def bootstrap_weights(n_notes: int, n_boot: int, seed: int) -> np.ndarray:

@@ -24,7 +24,6 @@ solves again; the interval is the 2.5th to 97.5th percentile of the replicates' 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .classify import LABELS
+from .validate import _ci as percentile_ci  # one percentile interval for validation and its correction
 
 K = len(LABELS)
 P_, C_, N_ = (LABELS.index(x) for x in ("procedural", "change_focused", "neutral"))
@@ -106,7 +106,9 @@ def balance_of(p: np.ndarray) -> np.ndarray:
 
 
 def _rng(seed: int, label: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(("corrected|" + label).encode("utf-8"))])
+    from .aggregate import _rng as report_rng
+
+    return report_rng(seed, "corrected|" + label)  # its own stream, beside the report's
 
 
 def _resampled_sums(values: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 256) -> np.ndarray:
@@ -118,13 +120,6 @@ def _resampled_sums(values: np.ndarray, n_boot: int, rng: np.random.Generator, c
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=b) if n else np.zeros((b, 0))
         out[s:s + b] = counts @ values
     return out
-
-
-def _ci(x: np.ndarray) -> list[float | None]:
-    x = x[~np.isnan(x)]
-    if not len(x):
-        return [None, None]
-    return [float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975))]
 
 
 def corrected(note_counts: np.ndarray, clusters: np.ndarray, val_boot: np.ndarray, n_boot: int,
@@ -145,7 +140,7 @@ def corrected(note_counts: np.ndarray, clusters: np.ndarray, val_boot: np.ndarra
     point = balance_of(p)
     return {
         "balance": None if np.isnan(point) else float(point),
-        "balance_ci": _ci(bal),
+        "balance_ci": percentile_ci(bal),
         "shares": None if np.isnan(p).any() else {lab: float(p[i]) for i, lab in enumerate(LABELS)},
         "failed_resamples": int(np.isnan(bal).sum()),
     }
