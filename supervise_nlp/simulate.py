@@ -139,30 +139,46 @@ def claim_differ(rng, reps, n_perm, worker_sd, team_sd=0.0, **kw) -> dict[str, A
 
 
 def claim_outliers(rng, reps, worker_sd, shift=1.5, **kw) -> dict[str, Any]:
-    """Flag rate of planted outliers (power) and of ordinary workers (false positives)."""
+    """Flag rate of planted outliers (power) and of ordinary workers (false flags) in teams of three or
+    more; the false-discovery proportion among those flags (averaged over organisations: the FDR); and
+    how often a team of two with no planted outlier is reported as a pair that differs."""
     from .culture import worker_outliers
 
     fp = ordinary = tp = planted = 0
+    fdp = []
+    pairs = pairs_flagged = 0
     by_size: dict[int, list[int]] = {}
     for _ in range(reps):
         d = make(rng, team_sd=0.5, worker_sd=worker_sd, outlier_shift=shift, outlier_teams=0.5, **kw)
         names = np.array([str(i) for i in range(d.worker.max() + 1)], dtype=object)
         res = worker_outliers(d.C.astype(float), (d.C + d.P).astype(float), d.team, d.worker,
                               np.array([str(i) for i in range(d.team.max() + 1)], dtype=object), names, 5)
-        flagged = {int(r["worker"]) for r in res["workers"] if r["outlier"] or r["pair_differs"]}
-        sizes = np.bincount(d.team[np.unique(d.worker, return_index=True)[1]])
+        flagged = {int(r["worker"]) for r in res["workers"] if r["outlier"]}
+        pair_flag = {int(r["team"]) for r in res["workers"] if r["pair_differs"]}
+        first = np.unique(d.worker, return_index=True)[1]
+        team_of = d.team[first]
+        sizes = np.bincount(team_of)
+        f_here = t_here = 0
         for w in range(d.worker.max() + 1):
-            tm = int(d.team[np.argmax(d.worker == w)])
+            tm = int(team_of[w])
             if sizes[tm] < 3:
-                continue  # a pair cannot say which worker is unusual
+                continue  # a pair cannot say which worker is unusual: counted as pairs below
             if d.truth["outlier_worker"][w]:
                 planted += 1
                 tp += w in flagged
+                t_here += w in flagged
                 by_size.setdefault(int(sizes[tm]), []).append(int(w in flagged))
             else:
                 ordinary += 1
                 fp += w in flagged
+                f_here += w in flagged
+        fdp.append(f_here / (f_here + t_here) if f_here + t_here else 0.0)
+        for tm in np.flatnonzero(sizes == 2):
+            if not d.truth["outlier_worker"][team_of == tm].any():
+                pairs += 1
+                pairs_flagged += int(tm) in pair_flag
     return {"value": tp / max(planted, 1), "false_positive_rate": fp / max(ordinary, 1),
+            "fdr": float(np.mean(fdp)), "ordinary_pairs_flagged": pairs_flagged / max(pairs, 1),
             "power_by_team_size": {k: float(np.mean(v)) for k, v in sorted(by_size.items())},
             "nominal": None}
 
@@ -305,6 +321,12 @@ def scenarios(quick: bool) -> dict[str, tuple[str, Callable[..., dict[str, Any]]
         "outliers_sd0": ("outlier (+1.5 logit) flagged, colleagues equal", claim_outliers, {"worker_sd": 0.0}),
         "outliers_sd0.5": ("outlier (+1.5 logit) flagged, workers differ (SD 0.5)", claim_outliers,
                            {"worker_sd": 0.5}),
+        "outliers_sd1.0": ("outlier (+1.5 logit) flagged, workers differ (SD 1.0)", claim_outliers,
+                           {"worker_sd": 1.0}),
+        "outliers_shift1.0": ("outlier (+1.0 logit) flagged, workers differ (SD 0.5)", claim_outliers,
+                              {"worker_sd": 0.5, "shift": 1.0}),
+        "outliers_shift2.0": ("outlier (+2.0 logit) flagged, workers differ (SD 0.5)", claim_outliers,
+                              {"worker_sd": 0.5, "shift": 2.0}),
         "milestone_null": ("no change, 40% turnover, joiners +1 logit: within-worker CI covers", claim_milestone,
                            {"change": 0.0}),
         "milestone_change": ("+0.5 logit change, 40% turnover: within-worker CI covers", claim_milestone,
