@@ -12,8 +12,9 @@ change-focused and procedural segments), so it costs what counting costs:
 - ``groups_differ``: whole workers permuted between teams (one matrix of permutations), or, when
   workers write in several groups (months, note types), a cluster-robust Wald test;
 - ``pairwise_clustered``: every pair of groups on the same basis, Holm-adjusted;
-- ``worker_outliers``: each worker against the rest of their team, Benjamini-Hochberg control of
-  the false-discovery rate across the organisation, intervals at the matching (FCR) level;
+- ``worker_outliers``: each worker against the rest of their team, allowing for how much workers
+  ordinarily differ (a between-worker variance, as in over-dispersed funnel plots), Benjamini-Hochberg
+  control of the false-discovery rate across the organisation, intervals at the matching (FCR) level;
 - ``within_worker_change``: a milestone's before/after change within the same workers;
 - ``mirroring_corrected``: the team supervision-versus-visit correlation corrected for the noise
   in each team's two estimates (disattenuation), with a bootstrap over teams.
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 
 ALPHA = 0.05
+WINSOR_Z = 2.0  # z-scores are winsorised here when measuring how much workers ordinarily differ
+SCREEN_Z = 2.5  # a worker this far from the rest of their team is left out of that measure
 NOTES_DESC = "these notes"
 TEAM_DESC = "this group, allowing for differences between its workers"
 
@@ -276,34 +279,41 @@ def note_ratio_var(c: np.ndarray, t: np.ndarray) -> float:
 
 def worker_outliers(c: np.ndarray, t: np.ndarray, team: np.ndarray, worker: np.ndarray,
                     team_names: np.ndarray, worker_names: np.ndarray, min_notes: int,
-                    alpha: float = ALPHA, max_rounds: int = 6) -> dict[str, Any]:
-    """Workers whose recording differs from the rest of their team, one rule for the organisation.
+                    alpha: float = ALPHA, max_rounds: int = 10) -> dict[str, Any]:
+    """Workers who differ from the rest of their team by more than workers here ordinarily differ.
 
-    For worker w in team T (workers with at least ``min_notes`` notes; teams of at least two):
-    d = balance(w's notes) - balance(the reference: T's other workers' notes), with the
-    linearised note-level variances of the two ratios (the question is whether w's notes differ
-    from their colleagues' notes beyond sampling noise). p-values (normal) go through one
-    Benjamini-Hochberg step over every worker tested in the organisation (false-discovery rate
-    5%). Then, team by team, the most unusual flagged worker is set aside from their colleagues'
-    reference and the tests are redone, until no more are set aside (while two colleagues remain
-    for each comparison), so one real outlier does not make its colleagues look unusual. Each
-    ``ci`` is at the false-coverage level 1 - R*alpha/m (Benjamini-Yekutieli) and excludes zero
-    exactly when the worker is flagged. In a team of two the pair is reported as differing: the
-    data cannot say which of them is unusual. ``between_worker_sd`` (DerSimonian-Laird, flagged
-    workers left out) says how much workers of one team ordinarily differ, for context.
+    Workers ordinarily differ from each other, so testing a worker's notes against their colleagues'
+    notes (sampling noise alone) flags most workers once they write enough notes. As in funnel plots
+    with over-dispersion (Spiegelhalter 2005), the between-worker variance tau^2 is added instead:
+
+    For worker w in team T (workers with at least ``min_notes`` notes; teams of at least two), with R
+    the reference (T's other workers, pooled by segments): d = balance(w) - balance(R) and
+    Var(d) = v_w + v_R + tau^2 (1 + H_R), where v are the linearised note-level variances and
+    H_R = sum(t_j^2) / t_R^2 (the reference's own workers vary too). tau^2 is the within-team variance
+    of workers' true balances, measured across the organisation on pairs of workers of the same team
+    (``_between_worker_variance``: winsorised z-scores, w's own pairs left out of w's test), without
+    the workers set aside and without those screened out first (``_screen``). p-values (normal)
+    go through one Benjamini-Hochberg step over every worker tested (false-discovery rate 5%). Then,
+    team by team, the most unusual flagged worker is set aside from their colleagues' reference and
+    from tau^2 (a team of two that differs leaves tau^2 too), and the tests are redone until no more
+    are set aside, so real outliers neither make colleagues look unusual nor make ordinary variation
+    look larger. Each ``ci`` is at the false-coverage level 1 - R*alpha/m (Benjamini-Yekutieli) with
+    the same se, so it excludes zero exactly when the worker is flagged. In a team of two the pair is
+    reported as differing: the data cannot say which of them is unusual.
     """
     from scipy.stats import norm
     from statsmodels.stats.multitest import multipletests
 
+    empty = {"rule": OUTLIER_RULE, "method": OUTLIER_METHOD, "tested": 0, "flagged": 0, "workers": []}
     pos = t > 0
     if not pos.any():  # no named worker with a classified note: nothing to test
-        return {"rule": OUTLIER_RULE, "tested": 0, "flagged": 0, "workers": []}
+        return empty
     c, t, team, worker = c[pos], t[pos], team[pos], worker[pos]
     order = np.lexsort((worker, team))
     c, t, team, worker = c[order], t[order], team[order], worker[order]
     bounds = np.flatnonzero(np.r_[True, (np.diff(team) != 0) | (np.diff(worker) != 0), True])
     members: dict[int, list[int]] = {}
-    units = []  # (team, worker, c, t, v)
+    units = []  # (team, worker, c, t, v, notes)
     for s, e in zip(bounds[:-1], bounds[1:]):
         if e - s >= min_notes:
             cw, tw = c[s:e], t[s:e]
@@ -315,42 +325,66 @@ def worker_outliers(c: np.ndarray, t: np.ndarray, team: np.ndarray, worker: np.n
     members = {tm: ix for tm, ix in members.items() if len(ix) >= 2}
     tested = [i for ix in members.values() for i in (ix if len(ix) > 2 else ix[:1])]
     if not tested:
-        return {"rule": OUTLIER_RULE, "tested": 0, "flagged": 0, "workers": []}
+        return empty
     uc = np.array([u[2] for u in units])
     ut = np.array([u[3] for u in units])
     uv = np.array([u[4] for u in units])
-    excluded: set[int] = set()  # set aside from colleagues' reference: the most unusual worker of a team
+    ub = uc / ut
+    uteam = np.array([u[0] for u in units])
+    in_team = np.zeros(len(units), dtype=bool)
+    in_team[[i for ix in members.values() for i in ix]] = True
+    screened = _screen(members, ub, uv, ut, uteam, in_team)
+    excluded: set[int] = set()  # set aside from colleagues' reference and from tau^2
+    pairs_out: set[int] = set()  # teams of two that differ: both workers left out of tau^2
     for _ in range(max_rounds):
+        # each tested row: difference from the reference and its note-level variance, as things stand
+        d = np.zeros(len(tested))
+        v_notes = np.zeros(len(tested))
+        H = np.zeros(len(tested))
+        refs = []
+        for r, i in enumerate(tested):
+            ref = [j for j in members[units[i][0]] if j != i and j not in excluded]
+            tr = ut[ref].sum()
+            d[r] = ub[i] - uc[ref].sum() / tr
+            # note-level variance of the reference's pooled ratio: its workers' variances, pooled
+            v_notes[r] = uv[i] + float(np.sum(uv[ref] * ut[ref] ** 2) / tr**2)
+            H[r] = float(np.sum(ut[ref] ** 2) / tr**2)
+            refs.append(ref)
+        # ordinary variation is measured on workers not set aside; each test's own estimate leaves its worker out
+        keep = np.zeros(len(units), dtype=bool)
+        for tm, ix in members.items():
+            if tm not in pairs_out:
+                keep[[j for j in ix if j not in excluded and j not in screened]] = True
+        tau2_all, tau2_w = _between_worker_variance(ub, uv, uteam, keep)
+        tau2_loo = tau2_w[tested]
         rows = []
-        for i in tested:
-            tm = units[i][0]
-            ref = [j for j in members[tm] if j != i and j not in excluded]
-            cr, tr = uc[ref].sum(), ut[ref].sum()
-            br, bw = cr / tr, uc[i] / ut[i]
-            # variance of the reference's pooled ratio: its workers' note-level variances, pooled
-            v_ref = float(np.sum(uv[ref] * ut[ref] ** 2) / tr**2)
-            var = uv[i] + v_ref
-            d = float(bw - br)
+        for r, i in enumerate(tested):
+            tm, ref = units[i][0], refs[r]
+            var = v_notes[r] + tau2_loo[r] * (1 + H[r])
             se = float(np.sqrt(var)) if var > 0 else None
             # no variance to test against (one note each side, or identical notes): untestable, never flagged
-            p = float(2 * norm.sf(abs(d) / se)) if se else 1.0
+            p = float(2 * norm.sf(abs(d[r]) / se)) if se else 1.0
             rows.append({"i": i, "team": str(team_names[tm]), "worker": str(worker_names[units[i][1]]),
-                         "notes": units[i][5], "balance": float(bw),
-                         "rest_of_team_balance": float(br), "difference": d, "se": se, "p": p,
+                         "notes": units[i][5], "balance": float(ub[i]),
+                         "rest_of_team_balance": float(ub[i] - d[r]), "difference": float(d[r]), "se": se,
+                         "se_notes": float(np.sqrt(v_notes[r])) if v_notes[r] > 0 else None,
+                         "between_worker_sd": float(np.sqrt(tau2_loo[r])), "p": p,
                          "team_workers": len(members[tm]), "reference_workers": len(ref)})
             if len(members[tm]) == 2:
                 rows[-1]["other_worker"] = str(worker_names[units[ref[0]][1]])
         reject = multipletests([r["p"] for r in rows], alpha=alpha, method="fdr_bh")[0]
         grew = False
-        for ix in members.values():
+        for tm, ix in members.items():
             left = [j for j in ix if j not in excluded]
             cand = [r for r, rej in zip(rows, reject) if rej and r["i"] in left]
             if len(ix) >= 3 and cand and len(left) >= 3:
                 excluded.add(min(cand, key=lambda r: r["p"])["i"])
                 grew = True
+            elif len(ix) == 2 and cand and tm not in pairs_out:
+                pairs_out.add(tm)
+                grew = True
         if not grew:
             break
-    tau2 = _between_worker_variance(members, uc, ut, uv, excluded)
     m = len(rows)
     reject, q, _, _ = multipletests([r["p"] for r in rows], alpha=alpha, method="fdr_bh")
     R = int(reject.sum())
@@ -364,33 +398,127 @@ def worker_outliers(c: np.ndarray, t: np.ndarray, team: np.ndarray, worker: np.n
         r["outlier"] = bool(rej) and r["team_workers"] >= 3
         r["pair_differs"] = bool(rej) and r["team_workers"] == 2
     rows.sort(key=lambda r: r["p"])
-    return {"rule": OUTLIER_RULE, "tested": m, "flagged": R, "ci_level": level,
-            "between_worker_sd": float(np.sqrt(tau2)), "workers": rows}
+    return {"rule": OUTLIER_RULE, "method": OUTLIER_METHOD, "tested": m, "flagged": R, "ci_level": level,
+            "between_worker_sd": float(np.sqrt(tau2_all)),
+            "between_worker_basis": int(keep.sum()), "set_aside": len(excluded) + 2 * len(pairs_out),
+            "workers": rows}
 
 
-def _between_worker_variance(members: dict[int, list[int]], uc: np.ndarray, ut: np.ndarray, uv: np.ndarray,
-                             leave_out: set[int]) -> float:
-    """DerSimonian-Laird estimate of the variance of workers' true balances within a team."""
-    Q = df = Cc = 0.0
-    for ix in members.values():
-        ix = [i for i in ix if i not in leave_out]
-        if len(ix) < 2:
-            continue
-        b = uc[ix] / ut[ix]
-        w = 1 / np.maximum(uv[ix], 1e-6)
-        mean = np.sum(w * b) / w.sum()
-        Q += float(np.sum(w * (b - mean) ** 2))
-        df += len(ix) - 1
-        Cc += float(w.sum() - np.sum(w**2) / w.sum())
-    return max(0.0, (Q - df) / Cc) if Cc > 0 else 0.0
+def _screen(members: dict[int, list[int]], ub: np.ndarray, uv: np.ndarray, ut: np.ndarray, uteam: np.ndarray,
+            in_team: np.ndarray, rounds: int = 10) -> set[int]:
+    """Workers left out of the measure of ordinary variation before any test: in turn, the most
+    unusual worker of a team of three or more whose z against the rest of their team exceeds
+    ``SCREEN_Z``, with tau^2 from the median of pairs (high breakdown). Where a third of teams have
+    an unusual worker, even the median is pulled up; screening brings it back down."""
+    screened: set[int] = set()
+    for _ in range(rounds):
+        keep = in_team.copy()
+        keep[list(screened)] = False
+        tau2, _ = _between_worker_variance(ub, uv, uteam, keep, statistic="median")
+        grew = False
+        for ix in members.values():
+            left = [j for j in ix if j not in screened]
+            if len(ix) < 3 or len(left) < 3:
+                continue
+            best, bz = None, SCREEN_Z
+            for i in left:
+                ref = [j for j in left if j != i]
+                tr = ut[ref].sum()
+                d = ub[i] - ub[ref] @ ut[ref] / tr
+                var = uv[i] + np.sum(uv[ref] * ut[ref] ** 2) / tr**2 + tau2 * (1 + np.sum(ut[ref] ** 2) / tr**2)
+                z = abs(d) / np.sqrt(var) if var > 0 else 0.0
+                if z > bz:
+                    best, bz = i, z
+            if best is not None:
+                screened.add(best)
+                grew = True
+        if not grew:
+            break
+    return screened
 
 
-OUTLIER_RULE = ("each worker with enough notes is compared with the rest of their team (notes of the worker against "
-                "notes of their colleagues); a worker is flagged when the Benjamini-Hochberg false-discovery "
-                "rate across all workers tested in the organisation is below 5% (the most unusual flagged "
-                "worker of a team is set aside from their colleagues' comparison, in turn); each interval is at "
-                "the matching false-coverage level, so it excludes zero exactly when the worker is flagged; in "
-                "a team of two the pair is reported as differing")
+def _between_worker_variance(b: np.ndarray, v: np.ndarray, team: np.ndarray, keep: np.ndarray,
+                             statistic: str = "winsorised", c: float = WINSOR_Z, grid: int = 300,
+                             max_pairs: int = 2000) -> tuple[float, np.ndarray]:
+    """Between-worker variance tau^2 from pairs of workers in the same team, robust to outliers;
+    and the same estimate without each worker in turn (for their own test).
+
+    For two ordinary workers j, k of one team, z_jk(tau) = (b_j - b_k) / sqrt(v_j + v_k + 2 tau^2) is
+    standard normal. tau^2 solves mean min(z_jk^2, c^2) = E[min(Z^2, c^2)] over the pairs of workers in
+    ``keep`` (a method of moments on winsorised z-scores, in the spirit of Spiegelhalter 2005, with the
+    normal consistency constant so that it is unbiased when no worker is unusual; ``statistic="median"``
+    matches the median of z^2 to that of chi-square(1) instead); tau^2 = 0 when the
+    differences are no wider than notes alone explain. Pairs, not each worker against a team mean, so
+    an unusual worker spoils only the pairs they are in, and winsorising bounds what those add. Every
+    equation is solved at once on a grid of tau (shares), linear interpolation between grid points.
+    A team with more than ``max_pairs`` pairs uses a fixed random sample of them.
+    """
+    from scipy.stats import norm
+
+    n = len(b)
+    kappa = float((2 * norm.cdf(c) - 1) - 2 * c * norm.pdf(c) + 2 * c**2 * norm.sf(c))
+    rng = np.random.default_rng(0)
+    pj, pk = [], []
+    for tm in np.unique(team[keep]):
+        ix = np.flatnonzero(keep & (team == tm))
+        a, bb = np.triu_indices(len(ix), 1)
+        if len(a) > max_pairs:
+            pick = rng.choice(len(a), max_pairs, replace=False)
+            a, bb = a[pick], bb[pick]
+        pj.append(ix[a])
+        pk.append(ix[bb])
+    if not pj or sum(map(len, pj)) < 1:
+        return 0.0, np.zeros(n)
+    pj, pk = np.concatenate(pj), np.concatenate(pk)
+    if len(pj) == 0:
+        return 0.0, np.zeros(n)
+    dd = (b[pj] - b[pk]) ** 2
+    vv = v[pj] + v[pk]
+    taus = np.r_[0.0, np.geomspace(1e-4, 0.5, grid - 1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z2 = dd[:, None] / (vv[:, None] + 2 * taus[None, :] ** 2)
+    z2 = np.where(np.isfinite(z2), z2, 0.0)  # a pair with no variance and no difference
+
+    def solve(excess: np.ndarray) -> np.ndarray:
+        """tau^2 where each row of ``excess`` (decreasing in tau) crosses zero."""
+        j = (excess > 0).sum(axis=1)  # above zero on the first j grid points
+        out = np.zeros(len(excess))
+        r = np.flatnonzero((j > 0) & (j < grid))
+        e0, e1 = excess[r, j[r] - 1], excess[r, j[r]]
+        out[r] = taus[j[r] - 1] + e0 / np.maximum(e0 - e1, 1e-300) * (taus[j[r]] - taus[j[r] - 1])
+        out[j == grid] = taus[-1]
+        return out**2
+
+    if statistic == "median":  # median(z^2) = the median of chi-square(1): one worker moves it by a rank
+        tau2 = float(solve((np.median(z2, axis=0) - 0.454936)[None, :])[0])
+        return tau2, np.full(n, tau2)
+    rho = np.minimum(z2, c**2)
+    total, m = rho.sum(axis=0), len(pj)
+    tau2 = float(solve((total / m - kappa)[None, :])[0])
+    loo = np.full(n, tau2)
+    # without worker i: drop the pairs they are in
+    drop = np.zeros((n, grid))
+    np.add.at(drop, pj, rho)
+    np.add.at(drop, pk, rho)
+    cnt = np.bincount(pj, minlength=n) + np.bincount(pk, minlength=n)
+    has = np.flatnonzero((cnt > 0) & (cnt < m))
+    loo[has] = solve((total[None, :] - drop[has]) / (m - cnt[has, None]) - kappa)
+    return tau2, loo
+
+
+OUTLIER_METHOD = ("worker minus the rest of their team (balances); normal test, variance = the note-level "
+                  "variances + the between-worker variance tau^2 (times 1 + H for the reference's own workers); "
+                  "tau^2 by the method of moments on winsorised z-scores (|z| <= 2) of pairs of workers in the "
+                  "same team across the organisation, the tested worker's pairs left out, workers more than "
+                  "2.5 SD from their team (median-of-pairs tau^2) and set-aside workers left out; "
+                  "Benjamini-Hochberg across the organisation; the most unusual flagged worker of a team set "
+                  "aside in turn; intervals at the false-coverage level")
+OUTLIER_RULE = ("workers in a team ordinarily differ from each other, so a worker is flagged only when their notes "
+                "differ from the rest of their team by clearly more than workers here ordinarily differ "
+                "(false-discovery rate 5% across all workers tested in the organisation); a flagged worker is "
+                "left out of their colleagues' comparison and of the measure of ordinary differences; each "
+                "interval excludes zero exactly when the worker is flagged; in a team of two, the pair is "
+                "reported as differing")
 
 
 # --- milestone: the same workers before and after ------------------------------------------------------
