@@ -138,6 +138,95 @@ def test_outlier_is_named_its_colleagues_are_not_and_ci_agrees_with_flag():
     assert res["tested"] == 24 and res["flagged"] == 2 and res["ci_level"] == pytest.approx(1 - 2 * 0.05 / 24)
 
 
+def _organisation(shares_by_team: list[list[float]], notes: int = 20, segments: int = 20):
+    """Notes with known counts: a worker of share s writes notes of s*20 -/+ 1 change-focused
+    segments in turn (so each worker's notes vary a little, and their balance is exactly s)."""
+    C, T, team, worker = [], [], [], []
+    wid = 0
+    for tm, shares in enumerate(shares_by_team):
+        for s in shares:
+            k = round(s * segments)
+            C += [k - 1 if i % 2 == 0 else k + 1 for i in range(notes)]
+            T += [segments] * notes
+            team += [tm] * notes
+            worker += [wid] * notes
+            wid += 1
+    names = np.array([f"w{i}" for i in range(wid)], dtype=object)
+    tnames = np.array([f"t{i}" for i in range(len(shares_by_team))], dtype=object)
+    return worker_outliers(np.array(C, float), np.array(T, float), np.array(team), np.array(worker), tnames,
+                           names, 5)
+
+
+ORDINARY = [[0.45, 0.5, 0.55, 0.6], [0.4, 0.5, 0.6, 0.55], [0.4, 0.45, 0.5, 0.55], [0.6, 0.5, 0.4, 0.45],
+            [0.5, 0.55, 0.6, 0.45], [0.45, 0.4, 0.5, 0.6], [0.35, 0.45, 0.4, 0.5], [0.5, 0.6, 0.45, 0.55]]
+
+
+def test_ordinary_differences_between_workers_are_not_outliers():
+    """Workers spread 0.35-0.6 in every team: each one's notes differ from their colleagues' far beyond
+    note-level noise, but no more than workers here ordinarily differ, so nobody is flagged."""
+    res = _organisation(ORDINARY)
+    assert res["tested"] == 32 and res["flagged"] == 0
+    assert not any(r["outlier"] or r["pair_differs"] for r in res["workers"])
+    beyond_noise = [r for r in res["workers"] if abs(r["difference"]) / r["se_notes"] > 4]
+    assert len(beyond_noise) >= 8  # what the notes-only rule flagged
+    # workers' shares within a team have SD 0.07; the estimate is of that order
+    assert 0.04 < res["between_worker_sd"] < 0.12
+    assert all(r["se"] > r["se_notes"] for r in res["workers"])
+
+
+def test_one_clearly_different_worker_is_flagged_among_ordinary_variation():
+    teams = [list(x) for x in ORDINARY]
+    teams[0][0] = 0.9  # far beyond 0.35-0.6
+    res = _organisation(teams)
+    flagged = {r["worker"] for r in res["workers"] if r["outlier"]}
+    assert flagged == {"w0"}
+    w0 = next(r for r in res["workers"] if r["worker"] == "w0")
+    assert w0["rest_of_team_balance"] == pytest.approx(0.55) and w0["difference"] == pytest.approx(0.35)
+    for r in res["workers"]:
+        lo, hi = r["ci"]
+        assert (lo > 0 or hi < 0) == r["outlier"]
+    # the outlier does not count towards ordinary variation
+    assert res["between_worker_sd"] == pytest.approx(_organisation(ORDINARY)["between_worker_sd"], rel=0.25)
+
+
+def test_with_no_differences_between_workers_an_outlier_is_still_found():
+    teams = [[0.4] * 4 for _ in range(8)]
+    teams[3][2] = 0.6
+    res = _organisation(teams)
+    assert res["between_worker_sd"] < 0.02
+    assert {r["worker"] for r in res["workers"] if r["outlier"]} == {"w14"}
+
+
+def test_a_pair_differs_only_beyond_ordinary_variation():
+    teams = [list(x) for x in ORDINARY] + [[0.4, 0.6], [0.1, 0.9]]
+    res = _organisation(teams)
+    pairs = {r["team"]: r["pair_differs"] for r in res["workers"] if r["team_workers"] == 2}
+    assert pairs == {"t8": False, "t9": True}
+    assert not any(r["outlier"] for r in res["workers"])
+
+
+def test_between_worker_variance_by_hand():
+    """Pairs of workers whose differences are exactly as wide as note noise plus tau^2 give tau^2 back;
+    one wild pair moves the winsorised estimate only a little, and not at all for its own workers."""
+    from scipy.stats import norm
+
+    from supervise_nlp.culture import _between_worker_variance
+
+    # 200 teams of two; differences at the normal quantiles for variance v + v + 2 tau^2
+    q = norm.ppf((np.arange(200) + 0.5) / 200)
+    v, tau2 = 0.001, 0.01
+    b = np.ravel(np.column_stack([np.full(200, 0.5), 0.5 + q * np.sqrt(2 * v + 2 * tau2)]))
+    team = np.repeat(np.arange(200), 2)
+    est, loo = _between_worker_variance(b, np.full(400, v), team, np.ones(400, dtype=bool))
+    assert est == pytest.approx(tau2, rel=0.03)
+    med, _ = _between_worker_variance(b, np.full(400, v), team, np.ones(400, dtype=bool), statistic="median")
+    assert med == pytest.approx(tau2, rel=0.03)
+    b[1] = 5.0  # one wild pair
+    est2, loo2 = _between_worker_variance(b, np.full(400, v), team, np.ones(400, dtype=bool))
+    assert tau2 < est2 < 1.05 * tau2
+    assert loo2[0] == loo2[1] < est2  # without the pair the wild worker is in
+
+
 def test_mirroring_correction_by_hand():
     rng = np.random.default_rng(5)
     S = rng.normal(0.5, 0.1, 40)
@@ -173,11 +262,13 @@ def test_mixed_model_recovers_latent_icc_and_shrinks():
 def test_simulation_quick_mode_shows_the_nominal_properties():
     from supervise_nlp.simulate import run
 
-    res = run(["coverage_sd1.0", "typeI_sd1.0", "milestone_null", "outliers_sd0", "mirroring_10_30"],
-              quick=True, seed=3)
+    res = run(["coverage_sd1.0", "typeI_sd1.0", "milestone_null", "outliers_sd0", "outliers_sd1.0",
+               "mirroring_10_30"], quick=True, seed=3)
     assert res["coverage_sd1.0"]["value"] >= 0.85  # team-level truth, workers as clusters
     assert res["coverage_sd1.0"]["notes_interval"] < 0.7  # what resampling notes would have claimed
     assert res["typeI_sd1.0"]["value"] <= 0.2
     assert res["milestone_null"]["value"] >= 0.85
-    assert res["outliers_sd0"]["value"] >= 0.8 and res["outliers_sd0"]["false_positive_rate"] <= 0.15
+    assert res["outliers_sd0"]["value"] >= 0.8 and res["outliers_sd0"]["false_positive_rate"] <= 0.05
+    # workers differ (SD 1.0): ordinary workers are not outliers (the notes-only rule flagged half of them)
+    assert res["outliers_sd1.0"]["false_positive_rate"] <= 0.05 and res["outliers_sd1.0"]["fdr"] <= 0.15
     assert res["mirroring_10_30"]["value"] >= 0.7
