@@ -168,11 +168,12 @@ def report_findings(rep: dict[str, Any], technical: bool = False) -> list[str]:
     flagged = [w for w in cul.get("outlier_workers", []) if w.get("outlier") or w.get("pair_differs")]
     rule = cul.get("outlier_rule") or {}
     if rule.get("tested"):
-        out.append(f"Workers against their own team: the notes of {rule['flagged']} of {rule['tested']} workers "
-                   "differ clearly from their colleagues'" + tech(f"rule: {rule['rule']}") + ".")
-        if rule["flagged"] > 0.25 * rule["tested"]:
-            out.append("So many workers differ from their colleagues that differences between workers are ordinary "
-                       "here: a flag marks a worker whose notes differ, not a rare worker.")
+        sd = rule.get("between_worker_sd")
+        ordinary = (f"Workers in the same team ordinarily differ: here a worker's balance typically lies within "
+                    f"about {round(sd * 100)} points of their team's. " if sd else "")
+        out.append(f"Workers against their own team: {ordinary}The notes of {rule['flagged']} of {rule['tested']} "
+                   "workers differ from their colleagues' by clearly more than workers here ordinarily differ"
+                   + tech(f"rule: {rule['rule']}") + ".")
     for w in flagged[:8]:
         if w.get("outlier"):
             more = "more" if w["difference"] > 0 else "less"
@@ -182,7 +183,8 @@ def report_findings(rep: dict[str, Any], technical: bool = False) -> list[str]:
                        + tech(f"difference {points_range(w['ci'])} at the {w['ci_level']:.1%} false-coverage "
                               f"level; q = {w['q_bh']:.3g}") + ".")
         else:
-            out.append(f"The two workers of {w['team']} write differently ({w['worker']} {pct(w['balance'])}, "
+            out.append(f"The two workers of {w['team']} write more differently than workers here ordinarily do "
+                       f"({w['worker']} {pct(w['balance'])}, "
                        f"{w['other_worker']} {pct(w['rest_of_team_balance'])}); with two workers the figures cannot "
                        "say which of them is unusual" + tech(f"q = {w['q_bh']:.3g}") + ".")
     if len(flagged) > 8:
