@@ -73,21 +73,55 @@ class NoteLabeller:
 
     def label_texts(self, texts: Iterable[str]) -> Iterator[dict[str, Any]]:
         """For each text: counts, change share, label and segments (the output contract's fields)."""
+        for batch in self._batches(texts):
+            yield from self._label_batch(batch)
+
+    def label_texts_json(self, texts: Iterable[str]) -> Iterator[str]:
+        """The same fields as :meth:`label_texts`, already written as the inside of a JSON object
+        (``"label": ..., "segments": [...]``), exactly as ``json.dumps`` writes them: classify
+        appends this to the note's own fields instead of building and encoding a dict per segment."""
+        for batch in self._batches(texts):
+            yield from self._label_batch_json(batch)
+
+    def _batches(self, texts: Iterable[str]) -> Iterator[list[list[Segment]]]:
         nlp = get_nlp()
         batch: list[list[Segment]] = []
         for doc in nlp.pipe(texts, batch_size=self.batch_size):
             batch.append(segments_of(doc))
             if len(batch) >= self.batch_size:
-                yield from self._label_batch(batch)
+                yield batch
                 batch = []
         if batch:
-            yield from self._label_batch(batch)
+            yield batch
 
-    def _label_batch(self, batch: list[list[Segment]]) -> Iterator[dict[str, Any]]:
+    def _scored(self, batch: list[list[Segment]]) -> tuple[list[Segment], list[str], list[list[float]]]:
         flat = [s for segs in batch for s in segs]
         proba = self.segment_probabilities(flat)
         names = [LABELS[k] for k in proba.argmax(axis=1).tolist()] if len(flat) else []
-        rounded = np.round(proba, 4).tolist()
+        return flat, names, np.round(proba, 4).tolist()
+
+    def _label_batch_json(self, batch: list[list[Segment]]) -> Iterator[str]:
+        _, names, rounded = self._scored(batch)
+        i = 0
+        for segs in batch:
+            counts = {"procedural": 0, "change_focused": 0, "neutral": 0}
+            parts = []
+            for seg in segs:
+                label = names[i]
+                p, c, n = rounded[i]
+                counts[label] += 1
+                # float repr is what json.dumps writes for a finite float
+                parts.append(f'{{"start": {seg.start}, "end": {seg.end}, "label": "{label}", "p": '
+                             f'{{"procedural": {p!r}, "change_focused": {c!r}, "neutral": {n!r}}}}}')
+                i += 1
+            share = change_share(counts)
+            yield (f'"label": "{note_label(share)}", "change_share": '
+                   f'{"null" if share is None else repr(round(share, 4))}, "counts": {{"procedural": '
+                   f'{counts["procedural"]}, "change_focused": {counts["change_focused"]}, "neutral": '
+                   f'{counts["neutral"]}}}, "segments": [{", ".join(parts)}]')
+
+    def _label_batch(self, batch: list[list[Segment]]) -> Iterator[dict[str, Any]]:
+        _, names, rounded = self._scored(batch)
         i = 0
         for segs in batch:
             counts = {"procedural": 0, "change_focused": 0, "neutral": 0}
@@ -110,10 +144,17 @@ class NoteLabeller:
 
 def output_record(note: Any, labelled: dict[str, Any], keep_text: bool = False) -> dict[str, Any]:
     """The output contract: every input field (text only with ``keep_text``) plus the labels."""
+    out = input_fields(note, keep_text)
+    out.update(labelled)
+    return out
+
+
+def input_fields(note: Any, keep_text: bool = False) -> dict[str, Any]:
+    """The note's own fields as the output carries them (a field named like an output key is
+    kept as ``input_<name>``; the text only with ``keep_text``)."""
     out = {(f"input_{k}" if k in OUTPUT_KEYS else k): v for k, v in note.fields.items()}
     if keep_text:
         out["text"] = note.text
-    out.update(labelled)
     return out
 
 
@@ -151,10 +192,11 @@ class LightTfidf:
     def __init__(self, idf: np.ndarray | None, sublinear_tf: bool, norm: str | None):
         self.idf_, self.sublinear_tf, self.norm = idf, sublinear_tf, norm
 
-    def transform(self, X: Any) -> Any:
+    def transform(self, X: Any, copy: bool = True) -> Any:
         import scipy.sparse as sp
 
-        X = sp.csr_matrix(X, dtype=np.float64, copy=True)
+        # copy=False: the caller hands over a fresh float matrix (the featurizer's), used in place
+        X = sp.csr_matrix(X, dtype=np.float64, copy=copy)
         if self.sublinear_tf:
             np.log(X.data, X.data)
             X.data += 1.0
@@ -195,6 +237,7 @@ class LightPipeline:
         self.classes_ = steps[-1][1].classes_
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        for _, step in self.steps[:-1]:
-            X = step.transform(X)
+        for i, (_, step) in enumerate(self.steps[:-1]):
+            # after the first step the matrix is this call's own: tf-idf may weight it in place
+            X = step.transform(X, copy=False) if i and isinstance(step, LightTfidf) else step.transform(X)
         return self.steps[-1][1].predict_proba(X)

@@ -32,7 +32,7 @@ from murmurhash.mrmr import hash as _murmurhash3_32  # spaCy's dependency; same 
 from spacy.attrs import IS_SPACE, LOWER
 from spacy.tokens import Doc, Span
 
-from .segment import Segment, get_nlp
+from .segment import FEATURES_KEY, Segment, get_nlp
 
 _M1, _M2 = 0x9E3779B1, 0x85EBCA6B
 SALTS = {"neg": 1, "sub": 2, "main": 3, "first": 4, "bigram": 5, "prev": 6, "next": 7}
@@ -186,7 +186,7 @@ class SegmentFeatures:
         strings = nlp.vocab.strings
 
         # every token of the batch in one array; rows are segments, positions are global
-        arrays = [d.to_array([LOWER, IS_SPACE]).reshape(-1, 2) for d in docs]
+        arrays = [_lower_space(d) for d in docs]
         doc_off = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
         allarr = np.concatenate(arrays)
         ntotal = len(allarr)
@@ -233,9 +233,7 @@ class SegmentFeatures:
             src.append(("type", np.repeat(np.arange(ntok), tl)))
             typed = None
         else:
-            counts = sp.csr_matrix((np.ones(ntok), (trow, inverse)), shape=(nrows, len(uniq)))
-            by_type = sp.csr_matrix((np.ones(len(cols_u)), cols_u, ptr_u), shape=(len(uniq), n))
-            typed = counts @ by_type
+            typed = (cols_u, ptr_u)  # summed with the other features in one product, below
 
         # 2. word pairs within a segment, and the first word
         same = np.zeros(ntok, dtype=bool)
@@ -294,15 +292,11 @@ class SegmentFeatures:
                 shape_names.append(np.full(len(hit_rows), f"shape: {label}", dtype=object))
             src.append(("shape", np.concatenate(shape_names)))
 
+        if typed is not None:
+            return _assemble(nrows, n, trow, inverse, typed[0], typed[1], parts_r, parts_c), None
         rows_cat = np.concatenate(parts_r)
         cols_cat = np.concatenate(parts_c)
         mat = sp.csr_matrix((np.ones(len(rows_cat)), (rows_cat, cols_cat)), shape=(nrows, n))
-        if typed is not None:
-            # the sum has one entry per column (no duplicates), which is all tf-idf needs;
-            # sorting its indices as well would cost more than the rest of the assembly
-            mat = mat + typed
-        if not names:
-            return mat, None
         return mat, self._names(rows_cat, cols_cat, src, infos, inverse, traw, nrows)
 
     def _match_features(self, rt, docs, doc_off, ntotal, row_of_glob, tok_of_glob, gstart, gend,
@@ -414,6 +408,46 @@ class SegmentFeatures:
         return out
 
 
+_IDENTITY: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_ONES: list[np.ndarray] = [np.ones(0)]
+
+
+def _ones(k: int) -> np.ndarray:
+    """A read-only array of at least ``k`` ones, reused across batches (the products only read it)."""
+    if len(_ONES[0]) < k:
+        buf = np.ones(max(k, 2 * len(_ONES[0])))
+        buf.flags.writeable = False
+        _ONES[0] = buf
+    return _ONES[0]
+
+
+def _assemble(nrows: int, n: int, trow: np.ndarray, inverse: np.ndarray, cols_u: np.ndarray,
+              ptr_u: np.ndarray, parts_r: list[np.ndarray], parts_c: list[np.ndarray]) -> sp.csr_matrix:
+    """The segments x features count matrix, in one sparse product and without sorting.
+
+    Rows of ``A`` count, per segment, each word type of the batch (whose row of ``B`` lists the
+    word's feature columns: the word and its character n-grams) and each other feature (whose
+    row of ``B`` is that single column). ``A @ B`` sums duplicates with a dense accumulator, in
+    C; the result has one entry per column of a row (unsorted), which is all tf-idf needs. ``A``
+    is put in row order with a stable counting sort (numpy's radix sort on 16-bit keys).
+    """
+    ntypes = len(ptr_u) - 1
+    rows_cat = np.concatenate([trow, *parts_r])
+    cols_cat = np.concatenate([inverse, *(c + ntypes for c in parts_c)])
+    key = rows_cat.astype(np.int16 if nrows < 2**15 else np.int32)
+    order = np.argsort(key, kind="stable")
+    indptr = np.zeros(nrows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows_cat, minlength=nrows), out=indptr[1:])
+    ones = _ones(max(len(order), len(cols_u) + n))
+    A = sp.csr_matrix((ones[:len(order)], cols_cat[order], indptr), shape=(nrows, ntypes + n))
+    ident = _IDENTITY.get(n)
+    if ident is None:
+        ident = _IDENTITY[n] = (np.arange(n, dtype=np.int64), np.arange(1, n + 1, dtype=np.int64))
+    B = sp.csr_matrix((ones[:len(cols_u) + n], np.concatenate([cols_u, ident[0]]),
+                       np.concatenate([ptr_u, ptr_u[-1] + ident[1]])), shape=(ntypes + n, n))
+    return A @ B
+
+
 def _sklearn_featurizer() -> type:
     """``SegmentFeaturizer``: built on first use, so importing this module does not import
     scikit-learn (about a second of start-up that labelling does not need)."""
@@ -449,6 +483,14 @@ def _concept_label(prefix: str, name: str) -> str:
 def _len_label(b: int) -> str:
     lo = 1 if b == 0 else LEN_BUCKETS[b - 1] + 1
     return f"{lo}+ words" if b == len(LEN_BUCKETS) else f"{lo}-{LEN_BUCKETS[b]} words"
+
+
+def _lower_space(doc: Doc) -> np.ndarray:
+    """The doc's (LOWER, IS_SPACE) token array: left by the segmenter, or read now."""
+    done = doc.user_data.get(FEATURES_KEY)
+    if done is not None and done[0] == len(doc):
+        return done[1]
+    return doc.to_array([LOWER, IS_SPACE]).reshape(-1, 2)
 
 
 def _as_doc_bounds(X: Sequence[Any], nlp) -> tuple[list[Doc], list[tuple[int, int, int]]]:

@@ -18,6 +18,7 @@ from importlib import resources
 
 import numpy as np
 from spacy.attrs import IDX, IS_SPACE, LENGTH, ORTH, SENT_START, SPACY
+from spacy.attrs import LOWER as LOWER_ATTR
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -30,6 +31,12 @@ CLOSING_TOKENS = {'"', "'", ")", "]", "”", "’", "»"}
 CONTINUATION_WORDS = {"the", "a", "an", "and", "or", "to", "of", "with", "for", "in", "on", "at", "by",
                       "her", "his", "their", "my", "our", "your", "that", "which", "who", "is", "was",
                       "were", "be", "been", "from", "as", "but", "about", "into", "if", "than", ","}
+
+
+# per-doc results the segmenter leaves for the stages after it (keyed with the doc's length, so a
+# doc changed since is worked out afresh)
+SEGMENTS_KEY = "supervise_nlp.segments"
+FEATURES_KEY = "supervise_nlp.lower_space"
 
 
 def load_abbreviations() -> list[str]:
@@ -97,19 +104,26 @@ class NoteSegmenter:
         docs_nonempty = [d for d in docs if len(d)]
         if not docs_nonempty:
             return docs
-        arrays = [d.to_array([ORTH, SPACY]) for d in docs_nonempty]
+        arrays = [d.to_array([ORTH, SPACY, IDX, LENGTH, LOWER_ATTR]) for d in docs_nonempty]
         lengths = np.array([len(a) for a in arrays])
         arr = np.concatenate(arrays)
         flags = self._lookup(arr[:, 0])
         ws = arr[:, 1].astype(bool)
         doc_first = np.zeros(len(arr), dtype=bool)
-        doc_first[np.cumsum(lengths) - lengths] = True
+        offsets = np.cumsum(lengths) - lengths
+        doc_first[offsets] = True
         starts = segment_starts(flags, ws, doc_first)
-        values = np.where(starts, 1, -1).astype(np.int64)
-        off = 0
-        for d, n in zip(docs_nonempty, lengths):
-            d.from_array([SENT_START], values[off:off + n].reshape(-1, 1).astype(np.uint64))
-            off += n
+        values = np.where(starts, 1, -1).astype(np.uint64).reshape(-1, 1)
+        # what labelling reads next, worked out here for the whole batch at once: each doc's
+        # segments (segments_of) and its (LOWER, IS_SPACE) token array (the featurizer)
+        is_space = (flags & SPACE) > 0
+        per_doc = _batch_segments(starts, is_space, arr[:, 2].astype(np.int64), arr[:, 3].astype(np.int64),
+                                  offsets, lengths)
+        feats = np.stack([arr[:, 4], is_space.astype(np.uint64)], axis=1)
+        for d, off, n, segs in zip(docs_nonempty, offsets.tolist(), lengths.tolist(), per_doc):
+            d.from_array([SENT_START], values[off:off + n])
+            d.user_data[SEGMENTS_KEY] = (n, segs)
+            d.user_data[FEATURES_KEY] = (n, feats[off:off + n])
         return docs
 
 
@@ -170,6 +184,31 @@ def segment_starts(flags: np.ndarray, ws: np.ndarray, doc_first: np.ndarray) -> 
     # every doc's first token stays a start so spaCy sees a complete partition
     starts |= doc_first
     return starts
+
+
+def _batch_segments(starts: np.ndarray, is_space: np.ndarray, idx: np.ndarray, length: np.ndarray,
+                    offsets: np.ndarray, lengths: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
+    """Per doc, its segments as (start char, end char, first token, end token), leading and
+    trailing whitespace left out: what :func:`segments_of` gives, for a whole batch at once."""
+    n = len(starts)
+    seg_start = np.flatnonzero(starts)
+    seg_end = np.empty_like(seg_start)
+    seg_end[:-1] = seg_start[1:]
+    seg_end[-1:] = n  # every doc's first token is a start, so no segment runs into the next doc
+    pos = np.arange(n)
+    nonspace = ~is_space
+    nxt = np.minimum.accumulate(np.where(nonspace, pos, n)[::-1])[::-1]
+    prv = np.maximum.accumulate(np.where(nonspace, pos, -1))
+    s = nxt[seg_start]
+    keep = s < seg_end
+    s, e = s[keep], prv[seg_end[keep] - 1] + 1
+    doc = np.searchsorted(offsets, s, side="right") - 1
+    base = offsets[doc]
+    rows = zip((idx[s]).tolist(), (idx[e - 1] + length[e - 1]).tolist(), (s - base).tolist(), (e - base).tolist())
+    out: list[list[tuple[int, int, int, int]]] = [[] for _ in range(len(lengths))]
+    for d, row in zip(doc.tolist(), rows):
+        out[d].append(row)
+    return out
 
 
 def _next_true(mask: np.ndarray) -> np.ndarray:
@@ -239,6 +278,9 @@ def segments_of(doc: Doc) -> list[Segment]:
     n = len(doc)
     if not n:
         return []
+    done = doc.user_data.get(SEGMENTS_KEY)
+    if done is not None and done[0] == n:  # worked out by the segmenter for its whole batch
+        return [Segment(a, b, doc, f, z) for a, b, f, z in done[1]]
     arr = doc.to_array([SENT_START, IS_SPACE, IDX, LENGTH]).astype(np.int64)
     if not doc.has_annotation("SENT_START"):
         return _segments_by_sents(doc)

@@ -66,3 +66,30 @@ def test_labelling_imports_neither_sklearn_nor_skops():
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+def test_written_labels_are_what_json_dumps_writes(labeller, tmp_path):
+    """classify writes the labels as text (label_texts_json): each line must be exactly the
+    safe encoder's line for the same record, whatever the note's own fields are."""
+    from supervise_nlp.classify import output_record
+    from supervise_nlp.parallel import label_notes
+    from supervise_nlp.read import Note, read_records
+    from supervise_nlp.textsafe import dumps
+
+    rows = [
+        {"id": 1, "text": "Core group invites sent. Mum said she wants to be the parent she never had."},
+        {"id": "x", "label": "theirs", "change_share": 2, "team": "Ünïcode \u2028 team", "n": 1.5,
+         "text": "Visit.\n\n- bedroom seen\n- fridge: milk out of date"},
+        {"text": "Seen."},
+        {"text": "No segment reads as either: hello."},
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    notes = [x for x in read_records([str(path)]) if isinstance(x, Note)]
+    assert len(notes) == len(rows)
+    for keep_text in (False, True):
+        fast = label_notes(labeller, notes, keep_text, serialize=True)
+        labelled = labeller.label_texts([n.text for n in notes])
+        slow = [dumps(output_record(n, r, keep_text)) for n, r in zip(notes, labelled)]
+        assert fast == slow
+        assert [json.loads(x)["counts"] for x in fast] == [json.loads(x)["counts"] for x in slow]
