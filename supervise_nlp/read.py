@@ -91,8 +91,23 @@ def _classified_problem(record: Mapping[str, Any], max_chars: int) -> str | None
     return None
 
 
+_SCALARS = (int, float, bool, type(None))
+
+
 def _value_problem(record: Any) -> str | None:
     """Values no output can hold: lone surrogates (half a character), nesting past MAX_DEPTH."""
+    if isinstance(record, dict) and MAX_DEPTH >= 2:
+        # the usual export row: a flat record of strings and numbers, checked in one pass
+        for k, v in record.items():
+            if isinstance(v, str):
+                if not v.isascii() and has_surrogate(v):
+                    break
+            elif not isinstance(v, _SCALARS):
+                break
+            if not isinstance(k, str) or (not k.isascii() and has_surrogate(k)):
+                break
+        else:
+            return None
     stack = [(record, 1)]
     while stack:
         value, depth = stack.pop()
