@@ -53,9 +53,12 @@ def note_label(share: float | None) -> str:
 class NoteLabeller:
     """Labels whole notes: segment, featurise and predict in batches, one pipeline per process."""
 
-    def __init__(self, model: Any, batch_size: int = 256):
+    def __init__(self, model: Any, batch_size: int = 1024, batch_tokens: int = 50_000):
         self.model = model
+        # a batch ends at batch_size notes or batch_tokens tokens, whichever comes first: short
+        # notes share each batch's fixed costs, long ones keep its memory bounded
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.classes_ = [str(c) for c in model.classes_]
         self._order = [self.classes_.index(lab) for lab in LABELS]
         # a pipeline that starts with our featurizer reads spans; any other (a researcher's
@@ -86,11 +89,13 @@ class NoteLabeller:
     def _batches(self, texts: Iterable[str]) -> Iterator[list[list[Segment]]]:
         nlp = get_nlp()
         batch: list[list[Segment]] = []
-        for doc in nlp.pipe(texts, batch_size=self.batch_size):
+        tokens = 0
+        for doc in nlp.pipe(texts, batch_size=256):
             batch.append(segments_of(doc))
-            if len(batch) >= self.batch_size:
+            tokens += len(doc)
+            if len(batch) >= self.batch_size or tokens >= self.batch_tokens:
                 yield batch
-                batch = []
+                batch, tokens = [], 0
         if batch:
             yield batch
 

@@ -18,7 +18,7 @@ from .classify import NoteLabeller, input_fields, output_record
 from .read import Labelled, Note
 from .textsafe import dumps  # JSON with C1 controls and bidi overrides escaped
 
-CHUNK = 256
+CHUNK = 1024  # notes per unit of work (a worker's task; the labeller batches within it by size)
 _WORKER: dict[str, Any] = {}
 
 
