@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         tmpd = Path(tmp)
         print(f"supervise-nlp whole-process benchmark: {os.cpu_count()} cores, cold processes, "
               f"best of {args.runs} run(s) each (wall / CPU seconds)", flush=True)
-        print(f"  {'input':<30} {'floor':>14} {'classify -j 1':>16} {'ratio wall':>10} {'ratio cpu':>9}")
+        print(f"  {'input':<44} {'floor':>15} {'classify -j 1':>17} {'ratio wall':>10} {'ratio cpu':>9}")
         for shape in shapes:
             n = max(args.notes // 8, 1) if shape == "prose" else args.notes
             path = tmpd / f"{shape}.jsonl"
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
                      "ratio_wall": c["wall_s"] / f["wall_s"], "ratio_cpu": c["cpu_s"] / f["cpu_s"]}
             res["shapes"][shape] = entry
             label = f"{shape} ({n:,} notes, {words:,} words)"
-            print(f"  {label:<30} {f['wall_s']:6.2f} / {f['cpu_s']:5.2f} {c['wall_s']:7.2f} / {c['cpu_s']:6.2f} "
+            print(f"  {label:<44} {f['wall_s']:6.2f} / {f['cpu_s']:5.2f} {c['wall_s']:7.2f} / {c['cpu_s']:6.2f} "
                   f"{entry['ratio_wall']:9.2f}x {entry['ratio_cpu']:8.2f}x", flush=True)
 
         # -j N against -j 1 on the sample-shaped input
