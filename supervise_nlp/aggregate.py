@@ -32,6 +32,7 @@ from .culture import (
     within_worker_change,
     worker_outliers,
 )
+from .report_dask import Mapper, local_map
 
 DERIVED = ("month", "quarter", "year")
 UNKNOWN = "unknown"
@@ -362,14 +363,24 @@ class Codes:
 def group_summary(c: np.ndarray, p: np.ndarray, n: np.ndarray, codes: Codes | None, rows: np.ndarray | None,
                   within_one_worker: bool = False) -> dict[str, Any]:
     """Counts, balance and the headline interval of one group (or of everything)."""
+    return summarise(*_summary_args(c, p, n, codes, rows, within_one_worker))
+
+
+def _summary_args(c, p, n, codes: Codes | None, rows, within_one_worker: bool) -> tuple:
+    """The arguments of :func:`summarise` for one group: its own slices only (a task's data)."""
+    workers = codes is not None and codes.has_workers
+    return (c, p, n, codes.worker[rows] if workers else None, codes.worker_known[rows] if workers else None,
+            within_one_worker)
+
+
+def summarise(c: np.ndarray, p: np.ndarray, n: np.ndarray, worker: np.ndarray | None,
+              worker_known: np.ndarray | None, within_one_worker: bool = False) -> dict[str, Any]:
+    """:func:`group_summary` from a group's own counts and worker codes (runs as one Dask task)."""
     t = c + p
     defined = t > 0
     total_c, total_p = int(c.sum()), int(p.sum())
     shares = c[defined] / t[defined]
-    iv = group_interval(c.astype(float), t.astype(float),
-                        codes.worker[rows] if codes is not None and codes.has_workers else None,
-                        codes.worker_known[rows] if codes is not None and codes.has_workers else None,
-                        within_one_worker)
+    iv = group_interval(c.astype(float), t.astype(float), worker, worker_known, within_one_worker)
     head, notes = iv["interval"], iv["notes_interval"]
     out = {
         "notes": len(c),
@@ -402,19 +413,18 @@ class GroupResult:
     summary: dict[str, Any]
 
 
-def group_by(table: NoteTable, by: Sequence[str], codes: Codes | None = None) -> list[GroupResult]:
+def group_by(table: NoteTable, by: Sequence[str], codes: Codes | None = None,
+             mapper: Mapper = local_map) -> list[GroupResult]:
+    """The groups of ``by`` with their summaries (computed by ``mapper``: here, or on Dask)."""
     cols = [table.keys[k] for k in by]
     P, C, N = table.P, table.C, table.N
     gc = combined_codes([col.codes for col in cols])
     order = np.argsort(gc, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(gc[order])) + 1, len(gc)]
-    out = []
     inside_worker = "worker" in by
-    for s, e in zip(bounds[:-1], bounds[1:]):
-        r = order[s:e]
-        key = {k: col[int(r[0])] for k, col in zip(by, cols)}
-        out.append(GroupResult(key, r, group_summary(C[r], P[r], N[r], codes, r, inside_worker)))
-    return out
+    rows = [order[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
+    summaries = mapper(summarise, [_summary_args(C[r], P[r], N[r], codes, r, inside_worker) for r in rows])
+    return [GroupResult({k: col[int(r[0])] for k, col in zip(by, cols)}, r, sm) for r, sm in zip(rows, summaries)]
 
 
 # --- the whole report ----------------------------------------------------------------------------
@@ -433,10 +443,15 @@ def build_report(
     culture: bool = True,
     max_model_rows: int = 12_000,
     type_map: dict[str, str] | None = None,
+    mapper: Mapper = local_map,
 ) -> dict[str, Any]:
-    """Everything the report shows, as plain data (the JSON format is exactly this)."""
+    """Everything the report shows, as plain data (the JSON format is exactly this).
+
+    ``mapper`` runs the independent per-group work (group and month summaries): :func:`local_map`
+    here, or a :class:`~supervise_nlp.report_dask.DaskMap` on a Dask cluster; same numbers.
+    """
     codes = Codes.of(table)
-    groups = group_by(table, by, codes)
+    groups = group_by(table, by, codes, mapper)
     shown = [g for g in groups if g.summary["notes"] >= min_notes]
     held = [g for g in groups if g.summary["notes"] < min_notes]
     if len(held) == 1 and shown and min_notes > 1:
@@ -485,7 +500,7 @@ def build_report(
     else:
         report["comparison"] = {"overall": None, "pairwise": []}
     report["culture"] = culture_analysis(table, codes, min_notes, n_boot, seed, milestone, max_model_rows,
-                                         type_map) if culture and len(table) else None
+                                         type_map, mapper) if culture and len(table) else None
     from .suppress import enforce
 
     # across every section, in one place; report --validation corrects only the groups left shown
@@ -498,7 +513,7 @@ def _public(summary: dict[str, Any]) -> dict[str, Any]:
 
 def culture_analysis(table: NoteTable, codes: Codes, min_notes: int, n_boot: int, seed: int,
                      milestone: dt.date | None, max_model_rows: int = 12_000,
-                     type_map: dict[str, str] | None = None) -> dict[str, Any]:
+                     type_map: dict[str, str] | None = None, mapper: Mapper = local_map) -> dict[str, Any]:
     from .mixed import fit_mixed
     from .note_types import read_type_counts, why_no_mirroring
 
@@ -527,7 +542,7 @@ def culture_analysis(table: NoteTable, codes: Codes, min_notes: int, n_boot: int
         mir["reason"] = why_no_mirroring(type_info, min_notes, len(mir["teams"]), tcol.values == [UNKNOWN])
     mir["types_read_as"] = type_info["read_as"]
     out["mirroring"] = mir
-    out["trend"] = trend(table, codes, milestone, min_notes=min_notes)
+    out["trend"] = trend(table, codes, milestone, min_notes=min_notes, mapper=mapper)
     return out
 
 
@@ -613,7 +628,8 @@ def mirroring(table: NoteTable, codes: Codes, types: np.ndarray, min_notes: int,
     return out
 
 
-def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_notes: int = 1) -> dict[str, Any]:
+def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_notes: int = 1,
+          mapper: Mapper = local_map) -> dict[str, Any]:
     """Balance by month and, across a milestone date, before against after, within the same workers."""
     C, P = table.C, table.P
     T = C + P
@@ -625,6 +641,7 @@ def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_
     order = np.argsort(mc, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(mc[order])) + 1, len(order)]
     rows_of = {int(mc[order[s]]): order[s:e] for s, e in zip(bounds[:-1], bounds[1:])}
+    shown = []
     for i in sorted(range(len(mn)), key=lambda j: str(mn[j])):
         m = str(mn[i])
         if m == UNKNOWN:
@@ -632,9 +649,10 @@ def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_
         if counts[i] < min_notes:  # small months are not shown on their own either
             held_months += 1
             continue
-        r = rows_of[i]
-        iv = group_interval(C[r].astype(float), T[r].astype(float), None if wk is None else wk[r],
-                            None if wk is None else codes.worker_known[r], False)
+        shown.append((m, rows_of[i]))
+    intervals = mapper(group_interval, [(C[r].astype(float), T[r].astype(float), None if wk is None else wk[r],
+                                         None if wk is None else codes.worker_known[r], False) for _, r in shown])
+    for (m, r), iv in zip(shown, intervals):
         series.append({"month": m, "notes": int(len(r)), "balance": _ratio(C[r].sum(), T[r].sum()),
                        "balance_ci": iv["interval"]["ci"], "balance_ci_describes": iv["describes"]})
     out: dict[str, Any] = {"by_month": series, "months_held_back": held_months}

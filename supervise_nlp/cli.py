@@ -1149,10 +1149,12 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
             inp["classify"] = {"records": sum(u["records"] for u in upstream),
                                "rejected": sum(u["rejected"] for u in upstream),
                                "rejects_files": [u["rejects_file"] for u in upstream if u.get("rejects_file")]}
-        rep = build_report(table, by_keys, inp,
-                           min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
-                           milestone=milestone,
-                           include_examples=include_examples, culture=not no_culture, type_map=types)
+        with _report_mapper(kw) as mapper:
+            rep = build_report(table, by_keys, inp,
+                               min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                               milestone=milestone,
+                               include_examples=include_examples, culture=not no_culture, type_map=types,
+                               mapper=mapper)
         from .quantify import apply_additions, validation_additions
 
         labelled_by = {(u["model"]["name"], u["model"]["sha256"]) for u in upstream if u.get("model")}
@@ -1180,6 +1182,22 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
             _err(f"{c['records']} record(s) read by classify, {c['rejected']} rejected there"
                  + (f" (see {', '.join(c['rejects_files'])})" if c["rejects_files"] else ""))
         _finish(tally, rejects, kw)
+
+
+@contextmanager
+def _report_mapper(kw: dict[str, Any]) -> Iterator[Any]:
+    """Where the report's per-group work runs: here, or on Dask with --engine dask / --scheduler."""
+    from .report_dask import DaskMap, local_map
+
+    if not (kw["engine"] == "dask" or kw["scheduler"]):
+        yield local_map
+        return
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise click.ClickException("--engine dask needs Dask: pip install 'supervise-nlp[dask]'") from None
+    with DaskMap(kw["scheduler"]) as mapper:
+        yield mapper
 
 
 def _derived() -> tuple[str, ...]:
