@@ -13,8 +13,9 @@ import hmac
 import re
 import unicodedata
 import zlib
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
@@ -24,7 +25,6 @@ import numpy as np
 from .classify import LABELS
 from .culture import (
     clustered_difference,
-    factorize,
     group_interval,
     groups_differ,
     mirroring_corrected,
@@ -32,6 +32,7 @@ from .culture import (
     within_worker_change,
     worker_outliers,
 )
+from .report_dask import Mapper, local_map
 
 DERIVED = ("month", "quarter", "year")
 UNKNOWN = "unknown"
@@ -70,25 +71,76 @@ def pseudonym(value: str, key: bytes, prefix: str = "W") -> str:
 # --- the table of labelled notes ---------------------------------------------------------------
 
 
+class Column:
+    """One grouping field, dictionary-encoded as it is read: a 4-byte code per note and each
+    distinct value stored once, so a million notes of a few hundred workers cost 4 MB, not a
+    million Python strings. Iterating gives the values, as a list of them would."""
+
+    __slots__ = ("_codes", "values", "index")
+
+    def __init__(self) -> None:
+        self._codes = array("i")
+        self.values: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def append(self, value: str) -> None:
+        code = self.index.get(value)
+        if code is None:
+            code = self.index[value] = len(self.values)
+            self.values.append(value)
+        self._codes.append(code)
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __getitem__(self, i: int) -> str:
+        return self.values[self._codes[i]]
+
+    def __iter__(self) -> Iterator[str]:
+        values = self.values
+        return (values[c] for c in self._codes)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """The codes as an int32 array (a view: no copy)."""
+        return np.frombuffer(self._codes, dtype=np.int32) if len(self._codes) else np.zeros(0, np.int32)
+
+    @property
+    def names(self) -> np.ndarray:
+        """The distinct values, in order of first appearance (``names[codes]`` is the column)."""
+        return np.array(self.values, dtype=object)
+
+    def code_of(self, value: str) -> int:
+        """The code of ``value``, or -1 when no note has it."""
+        return self.index.get(value, -1)
+
+
 @dataclass
 class NoteTable:
-    """One row per labelled note: grouping values and segment counts, nothing else."""
+    """One row per labelled note: grouping values (as codes), segment counts and the day, nothing else.
 
-    keys: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    counts: list[tuple[int, int, int]] = field(default_factory=list)
-    dates: list[dt.date | None] = field(default_factory=list)
-    examples: list[list[tuple[str, str, float]]] = field(default_factory=list)
+    Counts are int32 and dates day ordinals (0: no date) in flat buffers; example sentences are
+    kept only for the notes that have them (``--include-examples``).
+    """
+
+    keys: dict[str, Column] = field(default_factory=lambda: defaultdict(Column))
+    _counts: array = field(default_factory=lambda: array("i"))
+    _days: array = field(default_factory=lambda: array("i"))
+    examples: dict[int, list[tuple[str, str, float]]] = field(default_factory=dict)
     quality: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def __len__(self) -> int:
-        return len(self.counts)
+        return len(self._days)
+
+    def add(self, counts: dict[str, int], date: dt.date | None, examples: list[tuple[str, str, float]]) -> None:
+        if examples:
+            self.examples[len(self)] = examples
+        self._counts.extend((counts["procedural"], counts["change_focused"], counts["neutral"]))
+        self._days.append(date.toordinal() if date else 0)
 
     def _arrays(self) -> np.ndarray:
-        cached = self.__dict__.get("_counts_array")
-        if cached is None or len(cached) != len(self.counts):
-            cached = np.array(self.counts, dtype=np.int64).reshape(-1, 3)
-            self.__dict__["_counts_array"] = cached
-        return cached
+        return (np.frombuffer(self._counts, dtype=np.int32) if len(self._counts)
+                else np.zeros(0, np.int32)).reshape(-1, 3)
 
     @property
     def P(self) -> np.ndarray:
@@ -102,13 +154,55 @@ class NoteTable:
     def N(self) -> np.ndarray:
         return self._arrays()[:, 2]
 
+    @property
+    def days(self) -> np.ndarray:
+        """Each note's date as a day ordinal (``date.toordinal()``), 0 when it has none."""
+        return np.frombuffer(self._days, dtype=np.int32) if len(self._days) else np.zeros(0, np.int32)
+
+    @property
+    def dates(self) -> list[dt.date | None]:
+        """The dates as objects (small tables and tests only: a report works on :attr:`days`)."""
+        return [dt.date.fromordinal(d) if d else None for d in self._days]
+
+    def codes(self, key: str) -> np.ndarray:
+        return self.keys[key].codes
+
     def column(self, key: str) -> np.ndarray:
-        cache = self.__dict__.setdefault("_columns", {})
-        col = cache.get(key)
-        if col is None or len(col) != len(self.keys[key]):
-            col = np.array(self.keys[key], dtype=object)
-            cache[key] = col
-        return col
+        """The values of a field as an object array (8 bytes a note; the strings are shared)."""
+        col = self.keys[key]
+        return col.names[col.codes] if len(col.values) else np.full(len(col), "", dtype=object)
+
+    def months(self) -> tuple[np.ndarray, np.ndarray]:
+        """Month codes of the notes and the month names ('YYYY-MM', 'unknown' for undated notes)."""
+        if "month" in self.keys:
+            col = self.keys["month"]
+            return col.codes, col.names
+        days = self.days.astype(np.int64)
+        m = np.where(days > 0, (days - _EPOCH).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64), -1)
+        codes, uniques = factorize_int(m)
+        names = np.array([f"{1970 + int(u) // 12}-{int(u) % 12 + 1:02d}" if u >= 0 else UNKNOWN for u in uniques],
+                         dtype=object)
+        return codes, names
+
+
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+
+
+def factorize_int(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (order of first appearance) of an integer array, without a Python object per element."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(values, dtype=np.int64), sort=False)
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
+def combined_codes(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """One code per distinct combination of several code columns (order of first appearance)."""
+    out = np.asarray(columns[0], dtype=np.int64)
+    for col in columns[1:]:
+        col = np.asarray(col, dtype=np.int64)
+        out, _ = factorize_int(out * (int(col.max()) + 1 if len(col) else 1) + col)
+    return out if len(columns) > 1 else factorize_int(out)[0]
 
 
 def build_table(
@@ -161,9 +255,7 @@ def build_table(
             if pseudonymise and k in pseudonymise and v != UNKNOWN:
                 v = pseudonym(v, pseudonymise[k], "W" if k == "worker" else "T")
             t.keys[k].append(v)
-        t.counts.append((counts["procedural"], counts["change_focused"], counts["neutral"]))
-        t.dates.append(date)
-        t.examples.append(examples)
+        t.add(counts, date, examples)
     for k, folded in case_variants.items():
         # a count, never the names: worker names are what pseudonymisation hides
         how = "merged by --merge-case" if merge_case else "kept apart; --merge-case merges them"
@@ -256,26 +348,40 @@ class Codes:
 
     @classmethod
     def of(cls, table: NoteTable) -> Codes:
-        teams, workers = table.column("team"), table.column("worker")
-        tc, tn = factorize(teams)
-        known = workers != UNKNOWN
-        pair = np.where(known, teams + "\x1f" + workers, UNKNOWN)
-        wc, wn = factorize(pair)
-        names = np.array([str(x).split("\x1f", 1)[-1] for x in wn], dtype=object)
-        return cls(tc, tn, wc, names, known, bool(known.any()))
+        team, worker = table.keys["team"], table.keys["worker"]
+        tc = team.codes
+        known = worker.codes != worker.code_of(UNKNOWN)
+        # a worker is the pair (team, name), coded in order of first appearance like the names were
+        pair = np.where(known, tc.astype(np.int64) * max(len(worker.values), 1) + worker.codes, -1)
+        wc, uniques = factorize_int(pair)
+        del pair
+        wc = wc.astype(np.int32)  # int32 codes: half the memory, the same groups
+        names = np.array([worker.values[int(u) % len(worker.values)] if u >= 0 else UNKNOWN for u in uniques],
+                         dtype=object)
+        return cls(tc, team.names, wc, names, known, bool(known.any()))
 
 
 def group_summary(c: np.ndarray, p: np.ndarray, n: np.ndarray, codes: Codes | None, rows: np.ndarray | None,
                   within_one_worker: bool = False) -> dict[str, Any]:
     """Counts, balance and the headline interval of one group (or of everything)."""
+    return summarise(*_summary_args(c, p, n, codes, rows, within_one_worker))
+
+
+def _summary_args(c, p, n, codes: Codes | None, rows, within_one_worker: bool) -> tuple:
+    """The arguments of :func:`summarise` for one group: its own slices only (a task's data)."""
+    workers = codes is not None and codes.has_workers
+    return (c, p, n, codes.worker[rows] if workers else None, codes.worker_known[rows] if workers else None,
+            within_one_worker)
+
+
+def summarise(c: np.ndarray, p: np.ndarray, n: np.ndarray, worker: np.ndarray | None,
+              worker_known: np.ndarray | None, within_one_worker: bool = False) -> dict[str, Any]:
+    """:func:`group_summary` from a group's own counts and worker codes (runs as one Dask task)."""
     t = c + p
     defined = t > 0
     total_c, total_p = int(c.sum()), int(p.sum())
     shares = c[defined] / t[defined]
-    iv = group_interval(c.astype(float), t.astype(float),
-                        codes.worker[rows] if codes is not None and codes.has_workers else None,
-                        codes.worker_known[rows] if codes is not None and codes.has_workers else None,
-                        within_one_worker)
+    iv = group_interval(c.astype(float), t.astype(float), worker, worker_known, within_one_worker)
     head, notes = iv["interval"], iv["notes_interval"]
     out = {
         "notes": len(c),
@@ -308,23 +414,18 @@ class GroupResult:
     summary: dict[str, Any]
 
 
-def group_by(table: NoteTable, by: Sequence[str], codes: Codes | None = None) -> list[GroupResult]:
-    cols = [table.column(k) for k in by]
+def group_by(table: NoteTable, by: Sequence[str], codes: Codes | None = None,
+             mapper: Mapper = local_map) -> list[GroupResult]:
+    """The groups of ``by`` with their summaries (computed by ``mapper``: here, or on Dask)."""
+    cols = [table.keys[k] for k in by]
     P, C, N = table.P, table.C, table.N
-    if len(cols) == 1:
-        combined = cols[0]
-    else:
-        combined = np.array(["\x1f".join(x) for x in zip(*cols)], dtype=object)
-    gc, _ = factorize(combined)
+    gc = combined_codes([col.codes for col in cols])
     order = np.argsort(gc, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(gc[order])) + 1, len(gc)]
-    out = []
     inside_worker = "worker" in by
-    for s, e in zip(bounds[:-1], bounds[1:]):
-        r = order[s:e]
-        key = {k: str(col[r[0]]) for k, col in zip(by, cols)}
-        out.append(GroupResult(key, r, group_summary(C[r], P[r], N[r], codes, r, inside_worker)))
-    return out
+    rows = [order[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
+    summaries = mapper(summarise, [_summary_args(C[r], P[r], N[r], codes, r, inside_worker) for r in rows])
+    return [GroupResult({k: col[int(r[0])] for k, col in zip(by, cols)}, r, sm) for r, sm in zip(rows, summaries)]
 
 
 # --- the whole report ----------------------------------------------------------------------------
@@ -343,10 +444,15 @@ def build_report(
     culture: bool = True,
     max_model_rows: int = 12_000,
     type_map: dict[str, str] | None = None,
+    mapper: Mapper = local_map,
 ) -> dict[str, Any]:
-    """Everything the report shows, as plain data (the JSON format is exactly this)."""
+    """Everything the report shows, as plain data (the JSON format is exactly this).
+
+    ``mapper`` runs the independent per-group work (group and month summaries): :func:`local_map`
+    here, or a :class:`~supervise_nlp.report_dask.DaskMap` on a Dask cluster; same numbers.
+    """
     codes = Codes.of(table)
-    groups = group_by(table, by, codes)
+    groups = group_by(table, by, codes, mapper)
     shown = [g for g in groups if g.summary["notes"] >= min_notes]
     held = [g for g in groups if g.summary["notes"] < min_notes]
     if len(held) == 1 and shown and min_notes > 1:
@@ -395,7 +501,7 @@ def build_report(
     else:
         report["comparison"] = {"overall": None, "pairwise": []}
     report["culture"] = culture_analysis(table, codes, min_notes, n_boot, seed, milestone, max_model_rows,
-                                         type_map) if culture and len(table) else None
+                                         type_map, mapper) if culture and len(table) else None
     from .suppress import enforce
 
     # across every section, in one place; report --validation corrects only the groups left shown
@@ -408,36 +514,46 @@ def _public(summary: dict[str, Any]) -> dict[str, Any]:
 
 def culture_analysis(table: NoteTable, codes: Codes, min_notes: int, n_boot: int, seed: int,
                      milestone: dt.date | None, max_model_rows: int = 12_000,
-                     type_map: dict[str, str] | None = None) -> dict[str, Any]:
+                     type_map: dict[str, str] | None = None, mapper: Mapper = local_map) -> dict[str, Any]:
     from .mixed import fit_mixed
-    from .note_types import read_types, why_no_mirroring
+    from .note_types import read_type_counts, why_no_mirroring
 
     out: dict[str, Any] = {}
     C, P = table.C, table.P
     T = C + P
-    teams = table.column("team")
-    known = (T > 0) & (teams != UNKNOWN) & codes.worker_known
+    team_known = table.codes("team") != table.keys["team"].code_of(UNKNOWN)
+    known = (T > 0) & team_known & codes.worker_known
     if known.sum() >= 10:
         out["variance"] = fit_mixed(C[known], T[known], codes.team[known], codes.worker[known],
                                     codes.team_names, codes.worker_names, seed=seed, max_rows=max_model_rows)
     else:
         out["variance"] = {"method": None, "reason": "needs team and worker on at least 10 classified notes"}
-    sel = (teams != UNKNOWN) & codes.worker_known
+    sel = team_known & codes.worker_known
     res = worker_outliers(C[sel].astype(float), T[sel].astype(float), codes.team[sel], codes.worker[sel],
                           codes.team_names, codes.worker_names, min_notes)
     out["outlier_workers"] = res.pop("workers")
     out["outlier_rule"] = res
-    kinds, type_info = read_types(table.column("type").tolist(), type_map)
-    types = np.array(kinds, dtype=object)
+    tcol = table.keys["type"]
+    per_type = np.bincount(tcol.codes, minlength=len(tcol.values))
+    kind_of, type_info = read_type_counts({v: int(n) for v, n in zip(tcol.values, per_type)}, type_map)
+    types = note_kinds(tcol, kind_of)
     mir = mirroring(table, codes, types, min_notes, n_boot, seed) \
-        if {"supervision", "visit"} <= set(kinds) else {"teams": []}
+        if {"supervision", "visit"} <= set(kind_of.values()) else {"teams": []}
     if "pearson_r" not in mir:
-        mir["reason"] = why_no_mirroring(type_info, min_notes, len(mir["teams"]),
-                                         bool((table.column("type") == UNKNOWN).all()))
+        mir["reason"] = why_no_mirroring(type_info, min_notes, len(mir["teams"]), tcol.values == [UNKNOWN])
     mir["types_read_as"] = type_info["read_as"]
     out["mirroring"] = mir
-    out["trend"] = trend(table, codes, milestone, min_notes=min_notes)
+    out["trend"] = trend(table, codes, milestone, min_notes=min_notes, mapper=mapper)
     return out
+
+
+KIND_CODES = {"supervision": 1, "visit": 2}
+
+
+def note_kinds(column: Column, kind_of: dict[str, str]) -> np.ndarray:
+    """Each note's kind as a small code (1 supervision, 2 visit, 0 neither) from its type's code."""
+    per_value = np.array([KIND_CODES.get(kind_of[v], 0) for v in column.values], dtype=np.int8)
+    return per_value[column.codes] if len(per_value) else np.zeros(len(column), np.int8)
 
 
 def _worker_interval(c: np.ndarray, t: np.ndarray, w: np.ndarray, known: np.ndarray) -> dict[str, Any]:
@@ -446,9 +562,14 @@ def _worker_interval(c: np.ndarray, t: np.ndarray, w: np.ndarray, known: np.ndar
 
 def mirroring(table: NoteTable, codes: Codes, types: np.ndarray, min_notes: int, n_boot: int,
               seed: int) -> dict[str, Any]:
-    """Each team's supervision balance against its visit balance, and how their true values move together."""
+    """Each team's supervision balance against its visit balance, and how their true values move together.
+
+    ``types``: each note's kind as a code of :func:`note_kinds` (or by name).
+    """
     from scipy.stats import pearsonr, spearmanr
 
+    if types.dtype == object:  # each note's kind by name ('supervision', 'visit', ''), as simulate.py gives it
+        types = np.array([KIND_CODES.get(k, 0) for k in types], dtype=np.int8)
     C, P = table.C.astype(float), table.P.astype(float)
     T = C + P
     rows, noise = [], []
@@ -462,7 +583,7 @@ def mirroring(table: NoteTable, codes: Codes, types: np.ndarray, min_notes: int,
         entry: dict[str, Any] = {"team": name}
         parts = {}
         for kind in ("supervision", "visit"):
-            m = r[types[r] == kind]
+            m = r[types[r] == KIND_CODES[kind]]
             if len(m) < min_notes or T[m].sum() == 0:
                 break
             iv = _worker_interval(C[m], T[m], codes.worker[m], codes.worker_known[m])
@@ -508,20 +629,20 @@ def mirroring(table: NoteTable, codes: Codes, types: np.ndarray, min_notes: int,
     return out
 
 
-def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_notes: int = 1) -> dict[str, Any]:
+def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_notes: int = 1,
+          mapper: Mapper = local_map) -> dict[str, Any]:
     """Balance by month and, across a milestone date, before against after, within the same workers."""
-    months = table.column("month") if "month" in table.keys else np.array(
-        [f"{d.year}-{d.month:02d}" if d else UNKNOWN for d in table.dates], dtype=object)
     C, P = table.C, table.P
     T = C + P
     wk = codes.worker if codes.has_workers else None
-    mc, mn = factorize(months)
+    mc, mn = table.months()
     counts = np.bincount(mc, minlength=len(mn))
     series = []
     held_months = 0
     order = np.argsort(mc, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(mc[order])) + 1, len(order)]
     rows_of = {int(mc[order[s]]): order[s:e] for s, e in zip(bounds[:-1], bounds[1:])}
+    shown = []
     for i in sorted(range(len(mn)), key=lambda j: str(mn[j])):
         m = str(mn[i])
         if m == UNKNOWN:
@@ -529,15 +650,17 @@ def trend(table: NoteTable, codes: Codes, milestone: dt.date | None = None, min_
         if counts[i] < min_notes:  # small months are not shown on their own either
             held_months += 1
             continue
-        r = rows_of[i]
-        iv = group_interval(C[r].astype(float), T[r].astype(float), None if wk is None else wk[r],
-                            None if wk is None else codes.worker_known[r], False)
+        shown.append((m, rows_of[i]))
+    intervals = mapper(group_interval, [(C[r].astype(float), T[r].astype(float), None if wk is None else wk[r],
+                                         None if wk is None else codes.worker_known[r], False) for _, r in shown])
+    for (m, r), iv in zip(shown, intervals):
         series.append({"month": m, "notes": int(len(r)), "balance": _ratio(C[r].sum(), T[r].sum()),
                        "balance_ci": iv["interval"]["ci"], "balance_ci_describes": iv["describes"]})
     out: dict[str, Any] = {"by_month": series, "months_held_back": held_months}
     if milestone:
-        dated = np.array([d is not None for d in table.dates])
-        after = np.array([d is not None and d >= milestone for d in table.dates])
+        days = table.days
+        dated = days > 0
+        after = days >= milestone.toordinal()
         before = dated & ~after
         parts = {}
         for name, sel in (("before", before), ("after", after)):
@@ -567,7 +690,7 @@ def top_examples(table: NoteTable, rows: np.ndarray, n: int) -> dict[str, list[d
     """The most clearly procedural and change-focused sentences of a group (only when asked)."""
     pool: dict[str, list[tuple[float, str]]] = {"procedural": [], "change_focused": []}
     for r in rows.tolist():
-        for text, label, p in table.examples[r]:
+        for text, label, p in table.examples.get(r, ()):
             if label in pool:
                 pool[label].append((p, text))
     return {lab: [{"text": t, "p": round(p, 3)} for p, t in sorted(items, reverse=True)[:n]]

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,8 +129,9 @@ class Tally:
 
     def __init__(self, files: dict[str, dict[str, int]] | None = None) -> None:
         self.files: dict[str, dict[str, int]] = {k: dict(v) for k, v in (files or {}).items()}
-        self.ids: set[str] = set()
-        self.duplicates: dict[str, int] = {}
+        # one 64-bit hash per id (8 bytes a record, not a Python string in a set): duplicates are
+        # counted at the end; a false duplicate needs a hash collision (about 1 in 10^7 at 10^6 ids)
+        self._id_hashes = array("q")
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         return {k: dict(v) for k, v in self.files.items()}
@@ -139,10 +141,15 @@ class Tally:
         c["read"] += 1
         c["labelled" if labelled else "rejected"] += 1
         if note_id is not None:
-            key = str(note_id)
-            if key in self.ids:
-                self.duplicates[key] = self.duplicates.get(key, 1) + 1
-            self.ids.add(key)
+            self._id_hashes.append(hash(str(note_id)))
+
+    @property
+    def duplicates(self) -> dict[int, int]:
+        """{id hash: records} for each id that appears more than once."""
+        import numpy as np
+
+        ids, n = np.unique(np.frombuffer(self._id_hashes, dtype=np.int64), return_counts=True)
+        return {int(i): int(k) for i, k in zip(ids[n > 1], n[n > 1])}
 
     @property
     def total(self) -> dict[str, int]:
@@ -158,10 +165,11 @@ class Tally:
         t = self.total
         assert t["read"] == t["labelled"] + t["rejected"]
         lines.append(f"total: read {t['read']} = labelled {t['labelled']} + rejected {t['rejected']}")
-        if self.duplicates:
+        duplicates = self.duplicates if self._id_hashes else {}
+        if duplicates:
             # a count, not the ids: ids taken from file names can be people's names
-            extra = sum(self.duplicates.values()) - len(self.duplicates)
-            lines.append(f"{len(self.duplicates)} id(s) appear more than once ({extra} extra record(s)); "
+            extra = sum(duplicates.values()) - len(duplicates)
+            lines.append(f"{len(duplicates)} id(s) appear more than once ({extra} extra record(s)); "
                          "every record was kept")
         return "\n".join(lines)
 
@@ -1141,10 +1149,12 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
             inp["classify"] = {"records": sum(u["records"] for u in upstream),
                                "rejected": sum(u["rejected"] for u in upstream),
                                "rejects_files": [u["rejects_file"] for u in upstream if u.get("rejects_file")]}
-        rep = build_report(table, by_keys, inp,
-                           min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
-                           milestone=milestone,
-                           include_examples=include_examples, culture=not no_culture, type_map=types)
+        with _report_mapper(kw) as mapper:
+            rep = build_report(table, by_keys, inp,
+                               min_notes=min_notes, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                               milestone=milestone,
+                               include_examples=include_examples, culture=not no_culture, type_map=types,
+                               mapper=mapper)
         from .quantify import apply_additions, validation_additions
 
         labelled_by = {(u["model"]["name"], u["model"]["sha256"]) for u in upstream if u.get("model")}
@@ -1172,6 +1182,22 @@ def report(inputs: tuple[str, ...], by: tuple[str, ...], where: tuple[str, ...],
             _err(f"{c['records']} record(s) read by classify, {c['rejected']} rejected there"
                  + (f" (see {', '.join(c['rejects_files'])})" if c["rejects_files"] else ""))
         _finish(tally, rejects, kw)
+
+
+@contextmanager
+def _report_mapper(kw: dict[str, Any]) -> Iterator[Any]:
+    """Where the report's per-group work runs: here, or on Dask with --engine dask / --scheduler."""
+    from .report_dask import DaskMap, local_map
+
+    if not (kw["engine"] == "dask" or kw["scheduler"]):
+        yield local_map
+        return
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise click.ClickException("--engine dask needs Dask: pip install 'supervise-nlp[dask]'") from None
+    with DaskMap(kw["scheduler"]) as mapper:
+        yield mapper
 
 
 def _derived() -> tuple[str, ...]:

@@ -68,8 +68,17 @@ def read_types(values: Iterable[Any], type_map: dict[str, str] | None = None) ->
     Returns (kinds, info): info["read_as"] maps each kind to {recorded type: notes}, info["other"]
     the commonest types read as neither (with their note counts).
     """
-    counts = Counter(str(v) for v in values)
-    kind = {v: kind_of(v, type_map) for v in counts}
+    values = [str(v) for v in values]
+    kind, info = read_type_counts(Counter(values), type_map)
+    return [kind[v] for v in values], info
+
+
+def read_type_counts(counts: dict[str, int], type_map: dict[str, str] | None = None
+                     ) -> tuple[dict[str, str], dict[str, Any]]:
+    """:func:`read_types` from each distinct type's note count (in order of first appearance), so a
+    large report reads each type once, not once per note. Returns ({type: kind}, info)."""
+    counts = Counter(counts)
+    kind = {v: kind_of(v, type_map) or "" for v in counts}
     read_as: dict[str, dict[str, int]] = {k: {} for k in KINDS}
     other: dict[str, int] = {}
     for v, n in counts.most_common():
@@ -77,7 +86,7 @@ def read_types(values: Iterable[Any], type_map: dict[str, str] | None = None) ->
             read_as[kind[v]][v] = n
         else:
             other[v] = n
-    return [kind[str(v)] or "" for v in values], {"read_as": read_as, "other": dict(list(other.items())[:12])}
+    return kind, {"read_as": read_as, "other": dict(list(other.items())[:12])}
 
 
 def why_no_mirroring(info: dict[str, Any], min_notes: int, teams_with_both: int, no_type_field: bool) -> str:

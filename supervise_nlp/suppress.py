@@ -34,7 +34,9 @@ UNKNOWN = "unknown"
 
 
 def _block(table, mask: np.ndarray) -> dict[str, int]:
-    return {"notes": int(mask.sum()), "informative": int(table.C[mask].sum() + table.P[mask].sum())}
+    """Notes and informative segments of a mask or of an array of rows."""
+    notes = int(mask.sum()) if mask.dtype == bool else len(mask)
+    return {"notes": notes, "informative": int(table.C[mask].sum() + table.P[mask].sum())}
 
 
 def _exposed(blocks: list[dict[str, int]]) -> bool:
@@ -56,16 +58,14 @@ def _note(report: dict[str, Any], what: str, n: int = 1) -> None:
 
 
 def _group_masks(table, by: Sequence[str]) -> dict[tuple[str, ...], np.ndarray]:
-    cols = [table.column(k) for k in by]
-    index: dict[tuple[str, ...], list[int]] = {}
-    for i, key in enumerate(zip(*cols)):
-        index.setdefault(tuple(str(x) for x in key), []).append(i)
-    out = {}
-    for key, rows in index.items():
-        m = np.zeros(len(table), dtype=bool)
-        m[rows] = True
-        out[key] = m
-    return out
+    """Each group's rows (ascending note indices; a mask would cost a byte a note per group)."""
+    from .aggregate import combined_codes
+
+    cols = [table.keys[k] for k in by]
+    gc = combined_codes([c.codes for c in cols])
+    order = np.argsort(gc, kind="stable")
+    bounds = np.r_[0, np.flatnonzero(np.diff(gc[order])) + 1, len(gc)]
+    return {tuple(c[int(order[s])] for c in cols): order[s:e] for s, e in zip(bounds[:-1], bounds[1:])}
 
 
 def suppress_groups(report: dict[str, Any], table, by: Sequence[str], min_notes: int, n_perm: int,
@@ -117,7 +117,7 @@ def _recompare(report: dict[str, Any], table, by: list[str], keep: list[dict[str
 
     codes = codes if codes is not None else Codes.of(table)
     C, P, N = table.C, table.P, table.N
-    rows = [np.flatnonzero(masks[tuple(str(g["key"][k]) for k in by)]) for g in keep]
+    rows = [masks[tuple(str(g["key"][k]) for k in by)] for g in keep]
     summaries = [group_summary(C[r], P[r], N[r], codes, r, "worker" in by) for r in rows]
     sel = np.concatenate(rows)
     gcode = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
@@ -148,9 +148,8 @@ def suppress_overall(report: dict[str, Any], table, min_notes: int) -> None:
 
 
 def _months(table) -> np.ndarray:
-    if "month" in table.keys:
-        return np.array([str(m) for m in table.column("month")], dtype=object)
-    return np.array([f"{d.year}-{d.month:02d}" if d else UNKNOWN for d in table.dates], dtype=object)
+    codes, names = table.months()
+    return names[codes] if len(names) else np.zeros(0, dtype=object)
 
 
 def suppress_trend(report: dict[str, Any], table, min_notes: int) -> None:
@@ -187,9 +186,9 @@ def suppress_trend(report: dict[str, Any], table, min_notes: int) -> None:
     if ms and ms.get("before") is not None:
         import datetime as dt
 
-        date = dt.date.fromisoformat(ms["date"])
-        after = np.array([d is not None and d >= date for d in table.dates])
-        dated = np.array([d is not None for d in table.dates])
+        days = table.days
+        after = days >= dt.date.fromisoformat(ms["date"]).toordinal()
+        dated = days > 0
         sides = (dated & ~after, after)
         for side in sides:
             while True:
@@ -220,10 +219,10 @@ def suppress_culture(report: dict[str, Any], table, min_notes: int,
     cul = report.get("culture") or {}
     if not cul or "team" not in table.keys:
         return
-    teams = np.array([str(t) for t in table.column("team")], dtype=object)
+    teams = table.column("team")
     rows = cul.get("outlier_workers") or []
     if rows and "worker" in table.keys:
-        workers = np.array([str(w) for w in table.column("worker")], dtype=object)
+        workers = table.column("worker")
         drop = set()
         for team in {r["team"] for r in rows}:
             in_team = teams == team
@@ -237,16 +236,19 @@ def suppress_culture(report: dict[str, Any], table, min_notes: int,
             _note(report, "teams' worker comparisons held back (they would reveal one small worker)", len(drop))
     mir = cul.get("mirroring") or {}
     if mir.get("teams") and "type" in table.keys:
-        from .note_types import read_types
 
-        recorded = np.array([str(t) for t in table.column("type")], dtype=object)
-        kinds = np.array(read_types(recorded.tolist(), type_map)[0], dtype=object)
+        from .aggregate import note_kinds
+        from .note_types import read_type_counts
+
+        tcol = table.keys["type"]
+        recorded = table.column("type")
+        kinds = note_kinds(tcol, read_type_counts(dict.fromkeys(tcol.values, 1), type_map)[0])
         keep = []
         for entry in mir["teams"]:
             in_team = teams == entry["team"]
             # the team's figure minus its supervision and visit figures: its notes of other types
-            others = sorted(set(recorded[in_team & (kinds == "")].tolist()))
-            small = [_block(table, in_team & (kinds == "") & (recorded == t)) for t in others]
+            others = sorted(set(recorded[in_team & (kinds == 0)].tolist()))
+            small = [_block(table, in_team & (kinds == 0) & (recorded == t)) for t in others]
             if len(small) == 1 and small[0]["notes"] < min_notes and small[0]["informative"] > 0:
                 continue
             keep.append(entry)
@@ -261,7 +263,7 @@ def suppress_culture(report: dict[str, Any], table, min_notes: int,
         kept_teams = [r for r in shrunken.get("teams", []) if n_team.get(r["team"], 0) >= min_notes]
         kept_workers = shrunken.get("workers", [])
         if "worker" in table.keys:
-            workers = np.array([str(w) for w in table.column("worker")], dtype=object)
+            workers = table.column("worker")
             kept_workers = [r for r in kept_workers
                             if int(((teams == r["team"]) & (workers == r["worker"])).sum()) >= min_notes]
         dropped = (len(shrunken.get("teams", [])) - len(kept_teams)
