@@ -2,7 +2,9 @@
 moved to codes (issue 14): nine saved reports (tests/data/report_golden, made by
 ``python -m tests.report_golden`` from the code before the change), compared key by key: strings,
 counts and structure exactly, floating-point numbers to 1e-9 (relative, or absolute near zero),
-since sums taken in another order may differ in the last bits."""
+since sums taken in another order may differ in the last bits. They were saved again once, when
+the worker-outlier rule began to allow for ordinary between-worker variation: only the
+``culture.outlier_rule`` and ``culture.outlier_workers`` keys changed then."""
 
 import json
 import math
