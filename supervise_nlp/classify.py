@@ -99,51 +99,40 @@ class NoteLabeller:
         if batch:
             yield batch
 
-    def _scored(self, batch: list[list[Segment]]) -> tuple[list[Segment], list[str], list[list[float]]]:
+    def _per_note(self, batch: list[list[Segment]]) -> Iterator[tuple[dict[str, int], float | None, list[tuple]]]:
+        """For each note of a scored batch: counts, change share, and (segment, label, p, c, n)."""
         flat = [s for segs in batch for s in segs]
         proba = self.segment_probabilities(flat)
         names = [LABELS[k] for k in proba.argmax(axis=1).tolist()] if len(flat) else []
-        return flat, names, np.round(proba, 4).tolist()
-
-    def _label_batch_json(self, batch: list[list[Segment]]) -> Iterator[str]:
-        _, names, rounded = self._scored(batch)
-        i = 0
+        rows = iter(zip(flat, names, np.round(proba, 4).tolist()))
         for segs in batch:
             counts = {"procedural": 0, "change_focused": 0, "neutral": 0}
-            parts = []
-            for seg in segs:
-                label = names[i]
-                p, c, n = rounded[i]
+            scored = []
+            for seg, label, (p, c, n) in (next(rows) for _ in segs):
                 counts[label] += 1
-                # float repr is what json.dumps writes for a finite float
-                parts.append(f'{{"start": {seg.start}, "end": {seg.end}, "label": "{label}", "p": '
-                             f'{{"procedural": {p!r}, "change_focused": {c!r}, "neutral": {n!r}}}}}')
-                i += 1
-            share = change_share(counts)
+                scored.append((seg, label, p, c, n))
+            yield counts, change_share(counts), scored
+
+    def _label_batch_json(self, batch: list[list[Segment]]) -> Iterator[str]:
+        for counts, share, scored in self._per_note(batch):
+            # float repr is what json.dumps writes for a finite float
+            segs = ", ".join(f'{{"start": {seg.start}, "end": {seg.end}, "label": "{label}", "p": '
+                             f'{{"procedural": {p!r}, "change_focused": {c!r}, "neutral": {n!r}}}}}'
+                             for seg, label, p, c, n in scored)
             yield (f'"label": "{note_label(share)}", "change_share": '
                    f'{"null" if share is None else repr(round(share, 4))}, "counts": {{"procedural": '
                    f'{counts["procedural"]}, "change_focused": {counts["change_focused"]}, "neutral": '
-                   f'{counts["neutral"]}}}, "segments": [{", ".join(parts)}]')
+                   f'{counts["neutral"]}}}, "segments": [{segs}]')
 
     def _label_batch(self, batch: list[list[Segment]]) -> Iterator[dict[str, Any]]:
-        _, names, rounded = self._scored(batch)
-        i = 0
-        for segs in batch:
-            counts = {"procedural": 0, "change_focused": 0, "neutral": 0}
-            out_segs = []
-            for seg in segs:
-                label = names[i]
-                p, c, n = rounded[i]
-                counts[label] += 1
-                out_segs.append({"start": seg.start, "end": seg.end, "label": label,
-                                 "p": {"procedural": p, "change_focused": c, "neutral": n}})
-                i += 1
-            share = change_share(counts)
+        for counts, share, scored in self._per_note(batch):
             yield {
                 "label": note_label(share),
                 "change_share": None if share is None else round(share, 4),
                 "counts": counts,
-                "segments": out_segs,
+                "segments": [{"start": seg.start, "end": seg.end, "label": label,
+                              "p": {"procedural": p, "change_focused": c, "neutral": n}}
+                             for seg, label, p, c, n in scored],
             }
 
 
