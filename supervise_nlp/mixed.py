@@ -111,8 +111,14 @@ def fit_mixed(c: np.ndarray, t: np.ndarray, team: np.ndarray, worker: np.ndarray
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            # statsmodels starts the fit from random values: seeded, so the same seed gives the same figures
-            res = model.fit_vb(fit_method="L-BFGS-B", rng=np.random.default_rng([seed, 78]))
+            # statsmodels starts the fit from random values: seeded, so the same seed gives the same
+            # figures; and on one BLAS thread, because the fit's sums otherwise depend on how many
+            # threads the machine's BLAS uses (different figures on different machines) and a
+            # busy machine's threads slowed it 3-25 times
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                res = model.fit_vb(fit_method="L-BFGS-B", rng=np.random.default_rng([seed, 78]))
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as e:
             return {"method": None, "reason": f"the mixed model could not be fitted ({e})"}
     msgs = sorted({str(w.message).splitlines()[0] for w in caught if "converge" in str(w.message).lower()})
