@@ -18,7 +18,8 @@ from .classify import NoteLabeller, input_fields, output_record
 from .read import Labelled, Note
 from .textsafe import dumps  # JSON with C1 controls and bidi overrides escaped
 
-CHUNK = 1024  # notes per unit of work (a worker's task; the labeller batches within it by size)
+CHUNK = 1024  # notes per unit of work on one process (the labeller batches within it by size)
+POOL_CHUNK = 256  # notes per task on a pool (-j 2 and more)
 _WORKER: dict[str, Any] = {}
 
 
@@ -137,7 +138,9 @@ def label_records(items: Iterable[Any], labeller: NoteLabeller | None, model_pat
         results = label_notes(lab, notes, keep_text, serialize)
         return lambda: results
 
-    parts = _chunks(items, chunk)
+    # on a pool, smaller tasks: the first is labelled here before the pool starts (to warm the
+    # caches every forked worker inherits), and the last leaves the other workers idle
+    parts = _chunks(items, chunk if jobs <= 1 else min(chunk, POOL_CHUNK))
     if jobs <= 1:
         yield from _in_order(parts, here, 0, serialize, keep_text)
         return
