@@ -220,8 +220,9 @@ class SegmentFeatures:
         traw = raw_u[inverse]
         tflags = flags_u[inverse]
 
-        # 1. words and their character n-grams: a segments x types count matrix times the
-        # cached types x features matrix, so the many n-gram entries are summed in C
+        # 1. words and their character n-grams: labelling multiplies a segments x types count
+        # matrix by the cached types x features matrix (``_assemble``), so the many n-gram entries
+        # are summed in C; explain lists each entry, to name it
         parts_r: list[np.ndarray] = []
         parts_c: list[np.ndarray] = []
         src: list[tuple[str, Any]] = []
@@ -231,9 +232,6 @@ class SegmentFeatures:
             parts_r.append(np.repeat(trow, tl))
             parts_c.append(cols_u[np.repeat(ptr_u[:-1][inverse], tl) + offs])
             src.append(("type", np.repeat(np.arange(ntok), tl)))
-            typed = None
-        else:
-            typed = (cols_u, ptr_u)  # summed with the other features in one product, below
 
         # 2. word pairs within a segment, and the first word
         same = np.zeros(ntok, dtype=bool)
@@ -292,8 +290,8 @@ class SegmentFeatures:
                 shape_names.append(np.full(len(hit_rows), f"shape: {label}", dtype=object))
             src.append(("shape", np.concatenate(shape_names)))
 
-        if typed is not None:
-            return _assemble(nrows, n, trow, inverse, typed[0], typed[1], parts_r, parts_c), None
+        if not names:  # words' columns come in through their types, in one product with the rest
+            return _assemble(nrows, n, trow, inverse, cols_u, ptr_u, parts_r, parts_c), None
         rows_cat = np.concatenate(parts_r)
         cols_cat = np.concatenate(parts_c)
         mat = sp.csr_matrix((np.ones(len(rows_cat)), (rows_cat, cols_cat)), shape=(nrows, n))

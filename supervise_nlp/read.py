@@ -96,7 +96,7 @@ _SCALARS = (int, float, bool, type(None))
 
 def _value_problem(record: Any) -> str | None:
     """Values no output can hold: lone surrogates (half a character), nesting past MAX_DEPTH."""
-    if isinstance(record, dict) and MAX_DEPTH >= 2:
+    if isinstance(record, dict):
         # the usual export row: a flat record of strings and numbers, checked in one pass
         for k, v in record.items():
             if isinstance(v, str):

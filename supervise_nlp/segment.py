@@ -195,10 +195,10 @@ def _batch_segments(starts: np.ndarray, is_space: np.ndarray, idx: np.ndarray, l
     seg_end = np.empty_like(seg_start)
     seg_end[:-1] = seg_start[1:]
     seg_end[-1:] = n  # every doc's first token is a start, so no segment runs into the next doc
-    pos = np.arange(n)
     nonspace = ~is_space
-    nxt = np.minimum.accumulate(np.where(nonspace, pos, n)[::-1])[::-1]
-    prv = np.maximum.accumulate(np.where(nonspace, pos, -1))
+    # first non-space token at or after each position; last non-space token at or before it
+    nxt = _next_true(nonspace)
+    prv = np.maximum.accumulate(np.where(nonspace, np.arange(n), -1))
     s = nxt[seg_start]
     keep = s < seg_end
     s, e = s[keep], prv[seg_end[keep] - 1] + 1
@@ -279,29 +279,15 @@ def segments_of(doc: Doc) -> list[Segment]:
     if not n:
         return []
     done = doc.user_data.get(SEGMENTS_KEY)
-    if done is not None and done[0] == n:  # worked out by the segmenter for its whole batch
-        return [Segment(a, b, doc, f, z) for a, b, f, z in done[1]]
-    arr = doc.to_array([SENT_START, IS_SPACE, IDX, LENGTH]).astype(np.int64)
-    if not doc.has_annotation("SENT_START"):
-        return _segments_by_sents(doc)
-    starts = np.flatnonzero(arr[:, 0] == 1)
-    if not len(starts) or starts[0] != 0:
-        starts = np.concatenate([[0], starts])
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1] = n
-    nonspace = arr[:, 1] == 0
-    pos = np.arange(n)
-    # first non-space token at or after each position; last non-space token at or before it
-    nxt = np.minimum.accumulate(np.where(nonspace, pos, n)[::-1])[::-1]
-    prv = np.maximum.accumulate(np.where(nonspace, pos, -1))
-    s = nxt[starts]
-    e = prv[ends - 1] + 1
-    keep = s < e
-    s, e = s[keep], e[keep]
-    cstart = arr[s, 2]
-    cend = arr[e - 1, 2] + arr[e - 1, 3]
-    return [Segment(a, b, doc, f, z) for a, b, f, z in zip(cstart.tolist(), cend.tolist(), s.tolist(), e.tolist())]
+    if done is None or done[0] != n:  # not left by the segmenter (or the doc changed since)
+        if not doc.has_annotation("SENT_START"):
+            return _segments_by_sents(doc)
+        arr = doc.to_array([SENT_START, IS_SPACE, IDX, LENGTH]).astype(np.int64)
+        starts = arr[:, 0] == 1
+        starts[0] = True
+        done = (n, _batch_segments(starts, arr[:, 1] == 1, arr[:, 2], arr[:, 3], np.zeros(1, np.int64),
+                                   np.array([n]))[0])
+    return [Segment(a, b, doc, f, z) for a, b, f, z in done[1]]
 
 
 def _segments_by_sents(doc: Doc) -> list[Segment]:
