@@ -201,23 +201,14 @@ def label_records_dask(items: Iterable[Any], model_path: str | None, scheduler: 
                        keep_text: bool = False, chunk: int = CHUNK, window: int = 8, serialize: bool = False):
     """The ``--engine dask`` path: reading stays here (so rejects and order are exact), labelling
     runs on the cluster's workers, and a bounded window of chunks is in flight."""
-    from dask.distributed import Client, LocalCluster
+    from .report_dask import DaskMap  # the one place a Dask client (or a local cluster) is made
 
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    try:
+    with DaskMap(scheduler) as cluster:
         def on_cluster(notes: list[Note]):
-            return client.submit(_dask_label_notes, notes, model_path, keep_text, serialize, pure=False).result
+            return cluster.client.submit(_dask_label_notes, notes, model_path, keep_text, serialize,
+                                         pure=False).result
 
         yield from _in_order(_chunks(items, chunk), on_cluster, window, serialize, keep_text)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def _dask_label_notes(notes: list[Note], model_path: str | None, keep_text: bool, serialize: bool) -> list[Any]:
