@@ -159,11 +159,6 @@ class NoteTable:
         """Each note's date as a day ordinal (``date.toordinal()``), 0 when it has none."""
         return np.frombuffer(self._days, dtype=np.int32) if len(self._days) else np.zeros(0, np.int32)
 
-    @property
-    def dates(self) -> list[dt.date | None]:
-        """The dates as objects (small tables and tests only: a report works on :attr:`days`)."""
-        return [dt.date.fromordinal(d) if d else None for d in self._days]
-
     def codes(self, key: str) -> np.ndarray:
         return self.keys[key].codes
 

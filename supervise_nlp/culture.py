@@ -34,14 +34,6 @@ NOTES_DESC = "these notes"
 TEAM_DESC = "this group, allowing for differences between its workers"
 
 
-def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and the distinct values (order of first appearance), at hash speed."""
-    import pandas as pd
-
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=False)
-    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
-
-
 def _tq(df: float, level: float = 0.95) -> float:
     from scipy.stats import t
 
